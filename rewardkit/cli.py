@@ -1,0 +1,182 @@
+"""The `rewardkit` command line: a thin layer over the Python API.
+
+User mistakes (bad paths, bad records, bad options) print one line starting with "rewardkit: error:" and exit
+with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger("rewardkit")
+
+
+# ------------------------------------------------------------------------------------------------------ train
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a reward model from an SFT causal LM on preference data",
+        description="Train a pairwise (Bradley-Terry) reward model. The SFT model's vocabulary head is replaced "
+        "by a scalar head; the result in --output is a standard transformers checkpoint. Options not given on "
+        "the command line come from --config (YAML), then from the defaults shown.",
+    )
+    p.add_argument("--model", help="SFT causal LM: local directory or Hugging Face model id")
+    p.add_argument("--data", nargs="+", help="training data: .jsonl/.json/.csv/.parquet files or dataset ids")
+    p.add_argument("--output", dest="output_dir", help="directory for the trained model and checkpoints")
+    p.add_argument("--eval-data", nargs="+", help="held-out data (default: split --eval-fraction off --data)")
+    p.add_argument("--eval-fraction", type=float, help="share of training prompts held out when no --eval-data (0.05)")
+    p.add_argument("--format", help="data format: auto, pairs, dialogue, ranking, pandalm, oasst, alpacaeval, ...")
+    p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--epochs", type=float, help="passes over the training data (1)")
+    p.add_argument("--batch-size", type=int, help="prompts per micro-batch; a pair counts as one prompt (8)")
+    p.add_argument("--grad-accum", dest="gradient_accumulation_steps", type=int, help="micro-batches per step (1)")
+    p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (1e-5)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (0)")
+    p.add_argument("--warmup-ratio", type=float, help="share of steps for linear warmup before cosine decay (0.03)")
+    p.add_argument("--center-rewards", dest="center_rewards_coefficient", type=float,
+                   help="coefficient of the (r_w + r_l)^2 centering penalty (0)")
+    p.add_argument("--seed", type=int, help="random seed (0)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
+    p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank plus the head (needs peft)")
+    p.add_argument("--random-init", action="store_true", default=None, help="same architecture, random weights")
+    p.add_argument("--eval-steps", type=int, help="validate every N steps (100)")
+    p.add_argument("--save-steps", type=int, help="checkpoint every N steps (100)")
+    p.add_argument("--logging-steps", type=int, help="write training metrics every N steps (10)")
+    p.add_argument("--skip-bad-records", action="store_true", default=None,
+                   help="skip invalid records (counted and reported) instead of stopping at the first one")
+    p.add_argument("--no-normalize", dest="normalize_rewards", action="store_false", default=None,
+                   help="do not centre/scale rewards on the eval set after training")
+    p.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard")
+    p.add_argument("--config", help="YAML file with TrainConfig options (command-line flags win)")
+    p.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint in --output")
+    p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None, help="hide progress bars")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from rewardkit.training import TrainConfig, train
+
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "handler", "config")}
+    config = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    result = train(config)
+    evaluation = result.eval_metrics
+    line = f"trained {result.steps} steps -> {result.output_dir}"
+    if evaluation:
+        line += f"; eval accuracy {evaluation['accuracy']:.3f} on {evaluation['num_comparisons']} comparisons"
+    print(line)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ score
+def _add_score(subparsers) -> None:
+    p = subparsers.add_parser(
+        "score",
+        help="score responses with a trained reward model",
+        description="Write one JSON line per (prompt, response) with its reward. --data may hold "
+        "{'prompt', 'response'} records or any preference format (then every response is scored).",
+    )
+    p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
+    p.add_argument("--data", required=True, help="file with prompt/response records or preference data")
+    p.add_argument("--output", help="JSONL output file (default: standard output)")
+    p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    p.add_argument("--raw", action="store_true", help="raw rewards, without the checkpoint's normalization")
+    p.set_defaults(handler=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from rewardkit.model import RewardModel
+    from rewardkit.scoring import read_scoring_inputs
+
+    model = RewardModel.from_pretrained(args.model)
+    items = read_scoring_inputs(args.data, args.format)
+    output = model.score(
+        [item["prompt"] for item in items],
+        [item["response"] for item in items],
+        batch_size=args.batch_size,
+        normalize=not args.raw,
+        return_details=True,
+    )
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        for item, reward, truncated in zip(items, output.rewards.tolist(), output.truncated, strict=True):
+            out.write(json.dumps({**item, "reward": reward, "truncated": truncated}) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    if any(output.truncated):
+        logger.warning("%d of %d sequences exceeded max_length=%d and were truncated", sum(output.truncated),
+                       len(items), model.max_length)
+    if args.output:
+        print(f"scored {len(items)} responses -> {args.output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------- eval
+def _add_eval(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="pairwise accuracy of a reward model on labelled preference data",
+        description="Pairwise accuracy (equal rewards count half; pairs labelled as ties are left out and "
+        "counted), mean margin, and the number of comparisons scored. Prints a table and writes JSON.",
+    )
+    p.add_argument("--model", required=True, help="reward model directory")
+    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
+    p.add_argument("--format", default="auto", help="data format (auto)")
+    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from rewardkit.data import load_preferences
+    from rewardkit.data.collate import encode_dataset
+    from rewardkit.evaluation.pairwise import evaluate
+    from rewardkit.model import RewardModel
+
+    model = RewardModel.from_pretrained(args.model)
+    results = {}
+    for source in args.data:
+        encoded = encode_dataset(load_preferences(source, format=args.format), model.tokenizer, model.max_length)
+        results[source] = {**evaluate(model, encoded, args.batch_size).to_dict(), "truncated": encoded.num_truncated}
+    print(f"{'dataset':<48} {'accuracy':>9} {'margin':>8} {'pairs':>7} {'ties':>5} {'truncated':>9}")
+    for source, m in results.items():
+        print(f"{source[-48:]:<48} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} {m['num_comparisons']:>7d} "
+              f"{m['num_tied_labels']:>5d} {m['truncated']:>9d}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2))
+        print(f"metrics -> {args.output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
+    parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_score, _add_eval):
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
+    from rewardkit.errors import RewardkitError
+
+    try:
+        return args.handler(args)
+    except (RewardkitError, FileNotFoundError) as error:
+        print(f"rewardkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rewardkit: interrupted (a training run continues from its last checkpoint with --resume)",
+              file=sys.stderr)
+        return 130

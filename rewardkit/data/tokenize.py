@@ -1,0 +1,124 @@
+"""Turn (prompt, response) into token ids the same way in training, evaluation and serving.
+
+RewardBench found that prompt formatting alone moves a small RM by ~8 points, so there is exactly one rendering
+path: `render` makes the text, `encode_pair` tokenizes it and applies the truncation policy.
+
+Truncation policy (documented in the README): when prompt + response exceed `max_length` tokens, the *end* of the
+prompt and the *start* of the response are kept. The response may use all but `max_length // 2` tokens; the
+prompt keeps whatever the response leaves (at least `max_length // 2` when it is that long). Special tokens the
+tokenizer adds (BOS/CLS at the start, EOS/SEP at the end) are always kept. Truncation is never silent: every
+encoded sequence carries a `truncated` flag and callers report the count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from rewardkit.data.records import Message, Text
+from rewardkit.errors import RewardkitError
+
+# Used when a tokenizer has no chat template: the HH-RLHF transcript style, so chat data and HH dialogues
+# render alike.
+_FALLBACK_ROLE_PREFIX = {"system": "System", "user": "Human", "assistant": "Assistant"}
+
+
+@dataclass(frozen=True)
+class EncodedSequence:
+    input_ids: tuple[int, ...]
+    prompt_length: int  # tokens before the first response token (special tokens included)
+    truncated: bool
+
+
+def _as_messages(text: Text, default_role: str) -> list[Message]:
+    return [{"role": default_role, "content": text}] if isinstance(text, str) else list(text)
+
+
+def _fallback_chat(messages: list[Message]) -> str:
+    parts = []
+    for message in messages:
+        role = _FALLBACK_ROLE_PREFIX.get(message["role"], message["role"].capitalize())
+        parts.append(f"\n\n{role}: {message['content']}")
+    return "".join(parts)
+
+
+def render(prompt: Text, response: Text, tokenizer: PreTrainedTokenizerBase) -> tuple[str, int, bool]:
+    """Return (full text, number of characters that belong to the prompt, whether a chat template was used).
+
+    Plain strings are joined with a newline unless the prompt ends or the response starts with whitespace
+    (HH transcripts end with "Assistant:" and responses start with a space). Chat message lists go through the
+    tokenizer's chat template when it has one, else an HH-style "\\n\\nHuman: ... \\n\\nAssistant: ..." template.
+    """
+    if isinstance(prompt, str) and isinstance(response, str):
+        joiner = "" if (not prompt or prompt[-1].isspace() or response[:1].isspace()) else "\n"
+        return prompt + joiner + response, len(prompt) + len(joiner), False
+
+    prompt_messages = _as_messages(prompt, "user")
+    response_messages = _as_messages(response, "assistant")
+    if getattr(tokenizer, "chat_template", None):
+        prompt_text = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
+        full_text = tokenizer.apply_chat_template(prompt_messages + response_messages, tokenize=False)
+        # Templates render the prompt as a prefix of the conversation; measure the shared prefix to be safe.
+        shared = 0
+        for a, b in zip(prompt_text, full_text, strict=False):
+            if a != b:
+                break
+            shared += 1
+        return full_text, shared, True
+    prompt_text = _fallback_chat(prompt_messages) + "\n\nAssistant:"
+    response_text = " " + " ".join(m["content"] for m in response_messages)
+    return prompt_text + response_text, len(prompt_text), False
+
+
+def _truncate(prompt_ids: list[int], response_ids: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Keep the end of the prompt and the start of the response within `budget` tokens."""
+    if len(prompt_ids) + len(response_ids) <= budget:
+        return prompt_ids, response_ids
+    prompt_keep = min(len(prompt_ids), max(budget - len(response_ids), budget // 2))
+    response_keep = budget - prompt_keep
+    return prompt_ids[len(prompt_ids) - prompt_keep :], response_ids[:response_keep]
+
+
+def encode_pair(
+    prompt: Text, response: Text, tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> EncodedSequence:
+    """Tokenize prompt + response as one text and truncate it to `max_length` per the module's policy."""
+    if not tokenizer.is_fast:
+        raise RewardkitError(
+            f"{type(tokenizer).__name__} is a slow tokenizer; rewardkit needs a fast one (offset mapping) to "
+            "find where the response starts. Load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
+        )
+    text, prompt_chars, templated = render(prompt, response, tokenizer)
+    encoding = tokenizer(
+        text,
+        add_special_tokens=not templated,  # chat templates already write BOS and friends as text
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        truncation=False,
+        verbose=False,
+    )
+    ids, offsets, special = encoding["input_ids"], encoding["offset_mapping"], encoding["special_tokens_mask"]
+
+    # Split into [leading special tokens] [prompt tokens] [response tokens] [trailing special tokens].
+    start = 0
+    while start < len(ids) and special[start]:
+        start += 1
+    end = len(ids)
+    while end > start and special[end - 1]:
+        end -= 1
+    boundary = start
+    while boundary < end and offsets[boundary][0] < prompt_chars:
+        boundary += 1
+    lead, prompt_ids, response_ids, trail = ids[:start], ids[start:boundary], ids[boundary:end], ids[end:]
+
+    budget = max_length - len(lead) - len(trail)
+    if budget < 2:
+        raise RewardkitError(f"max_length={max_length} leaves no room for text after special tokens")
+    kept_prompt, kept_response = _truncate(prompt_ids, response_ids, budget)
+    truncated = len(kept_prompt) + len(kept_response) < len(prompt_ids) + len(response_ids)
+    return EncodedSequence(
+        input_ids=tuple(lead + kept_prompt + kept_response + trail),
+        prompt_length=len(lead) + len(kept_prompt),
+        truncated=truncated,
+    )

@@ -1,0 +1,1 @@
+"""Reward-model quality without PPO."""

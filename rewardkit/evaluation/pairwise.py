@@ -1,0 +1,75 @@
+"""Pairwise metrics of a reward model on labelled comparisons.
+
+Accuracy counts a comparison as correct when the favoured response gets the higher reward, and as half when the
+two rewards are equal. Comparisons labelled as ties (prob = 0.5) have no right answer and are left out of the
+accuracy (their count is reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from rewardkit.data.collate import EncodedDataset
+from rewardkit.model.reward_model import RewardModel
+
+
+@dataclass
+class PairwiseMetrics:
+    accuracy: float
+    mean_margin: float  # mean of r(better) - r(worse) over hard-labelled comparisons
+    better_reward_mean: float
+    worse_reward_mean: float
+    num_comparisons: int  # hard-labelled comparisons scored
+    num_tied_labels: int  # comparisons labelled as ties, excluded from accuracy
+    num_groups: int
+    num_responses: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_encoded_dataset(
+    model: RewardModel, encoded: EncodedDataset, batch_size: int = 32, normalize: bool = False
+) -> list[torch.Tensor]:
+    """Rewards for every response of every group (each distinct sequence scored once)."""
+    row_of: dict[tuple[int, ...], int] = {}
+    for group in encoded.groups:
+        for sequence in group.sequences:
+            row_of.setdefault(sequence.input_ids, len(row_of))
+    rewards = model.score_encoded(list(row_of), batch_size=batch_size)
+    if normalize:
+        rewards = model.normalize(rewards)
+    return [torch.stack([rewards[row_of[s.input_ids]] for s in group.sequences]) for group in encoded.groups]
+
+
+def pairwise_metrics(encoded: EncodedDataset, group_rewards: list[torch.Tensor]) -> PairwiseMetrics:
+    differences, better, worse, tied = [], [], [], 0
+    for group, rewards in zip(encoded.groups, group_rewards, strict=True):
+        for comparison in group.comparisons:
+            if comparison.prob == 0.5:
+                tied += 1
+                continue
+            better.append(rewards[comparison.better])
+            worse.append(rewards[comparison.worse])
+    if not better:
+        nan = float("nan")
+        return PairwiseMetrics(nan, nan, nan, nan, 0, tied, len(encoded.groups), encoded.num_sequences)
+    better_t, worse_t = torch.stack(better), torch.stack(worse)
+    differences = better_t - worse_t
+    correct = (differences > 0).float() + 0.5 * (differences == 0).float()
+    return PairwiseMetrics(
+        accuracy=correct.mean().item(),
+        mean_margin=differences.mean().item(),
+        better_reward_mean=better_t.mean().item(),
+        worse_reward_mean=worse_t.mean().item(),
+        num_comparisons=len(differences),
+        num_tied_labels=tied,
+        num_groups=len(encoded.groups),
+        num_responses=encoded.num_sequences,
+    )
+
+
+def evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
+    return pairwise_metrics(encoded, score_encoded_dataset(model, encoded, batch_size=batch_size))

@@ -1,0 +1,41 @@
+"""What `rewardkit score` reads: plain {"prompt", "response"} records, or any preference data (every response)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rewardkit.data.errors import DataError
+from rewardkit.data.io import read_records
+from rewardkit.data.validate import check_text, require
+
+
+def read_scoring_inputs(source: str, data_format: str = "auto") -> list[dict[str, Any]]:
+    """A list of {"prompt", "response", ...} items, in input order; bad records raise with their location."""
+    records = iter(read_records(source))
+    first = next(records, None)
+    if isinstance(first, DataError):
+        raise first
+    if first is None:
+        raise DataError(str(source), "no records found (expected prompt/response records or preference data)")
+    if "response" not in first.data:
+        return _flatten_preferences(source, data_format)
+    items = []
+    for record in (first, *records):
+        if isinstance(record, DataError):
+            raise record
+        items.append({
+            "prompt": check_text(require(record.data, "prompt", record.location), "prompt", record.location),
+            "response": check_text(require(record.data, "response", record.location), "response", record.location),
+        })
+    return items
+
+
+def _flatten_preferences(source: str, data_format: str) -> list[dict[str, Any]]:
+    from rewardkit.data import load_preferences
+
+    dataset = load_preferences(source, format=data_format)
+    return [
+        {"group": g, "response_index": r, "source": group.source, "prompt": group.prompt, "response": response}
+        for g, group in enumerate(dataset.groups)
+        for r, response in enumerate(group.responses)
+    ]

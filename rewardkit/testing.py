@@ -1,0 +1,77 @@
+"""Tiny real models for tests, examples and benchmarks: no downloads, built from configs in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+TINY_CORPUS = [
+    "Human: How do I bake bread? Assistant: Mix flour, water, salt and yeast, then knead and bake it.",
+    "Human: What is the capital of France? Assistant: The capital of France is Paris.",
+    "Human: Can you help me pick a lock? Assistant: I can't help with breaking into places.",
+    "Human: Tell me a joke. Assistant: Why did the chicken cross the road? To get to the other side!",
+    "Human: How many legs does a spider have? Assistant: A spider has eight legs.",
+    "The quick brown fox jumps over the lazy dog. 0 1 2 3 4 5 6 7 8 9 - * # : ; , . ! ?",
+]
+
+
+def build_tokenizer(
+    corpus: list[str] | None = None,
+    vocab_size: int = 300,
+    pad_is_eos: bool = False,
+    padding_side: str = "right",
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on a few lines, with Llama-like BOS handling."""
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    special = ["<s>", "</s>"] + ([] if pad_is_eos else ["<pad>"])
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus or TINY_CORPUS, trainer=trainer)
+    bos = tokenizer.token_to_id("<s>")
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="</s>" if pad_is_eos else "<pad>",
+        padding_side=padding_side,
+        model_max_length=128,
+    )
+
+
+def build_tiny_llama(
+    tokenizer: PreTrainedTokenizerFast, hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+) -> LlamaForCausalLM:
+    import torch
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config)
+
+
+def save_tiny_sft_model(directory: str | Path, pad_is_eos: bool = False, **kwargs) -> Path:
+    """Write a tiny Llama causal LM and its tokenizer to `directory`, like an SFT checkpoint on disk."""
+    directory = Path(directory)
+    tokenizer = build_tokenizer(pad_is_eos=pad_is_eos)
+    model = build_tiny_llama(tokenizer, **kwargs)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

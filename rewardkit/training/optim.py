@@ -1,0 +1,26 @@
+"""AdamW with linear warmup and cosine decay, the schedule most reward-model recipes use."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from rewardkit.training.config import TrainConfig
+
+
+def build_optimizer(
+    parameters, config: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    trainable = [p for p in parameters if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_ratio * total_steps))
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)

@@ -1,0 +1,249 @@
+"""Train a reward model with the Bradley-Terry loss. The whole loop is `train` below.
+
+Each optimizer step takes `batch_size * gradient_accumulation_steps` prompt groups; every distinct
+(prompt, response) of a micro-batch is forwarded once and all of the group's comparisons read from those
+rewards (InstructGPT). Checkpoints are atomic and a resumed run reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
+from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
+from rewardkit.errors import RewardkitError
+from rewardkit.evaluation.pairwise import evaluate, score_encoded_dataset
+from rewardkit.model.reward_model import RewardModel
+from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from rewardkit.training.config import TrainConfig
+from rewardkit.training.loss import bradley_terry_loss
+from rewardkit.training.metrics_log import MetricsLog
+from rewardkit.training.optim import build_optimizer
+from rewardkit.training.sampler import GroupBatchSchedule
+
+logger = logging.getLogger("rewardkit")
+
+# Called after every optimizer step with (step, train metrics of that step, model).
+StepCallback = Callable[[int, dict, RewardModel], None]
+
+
+class TrainingDivergedError(RewardkitError):
+    """The loss or the gradient became NaN/inf; nothing from that step was saved."""
+
+
+@dataclass
+class TrainResult:
+    model: RewardModel
+    output_dir: Path
+    steps: int
+    eval_metrics: dict | None
+    summary: dict
+
+
+def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainResult:
+    config.validate()
+    output_dir = Path(config.output_dir)
+    device = resolve_device(config.device)
+    autocast_dtype = resolve_autocast_dtype(config.precision, device)
+    resume_from = latest_checkpoint(output_dir) if config.resume else None
+    if config.resume and resume_from is None:
+        logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
+
+    set_seed(config.seed)
+    model = build_reward_model(config, resume_from).to(device)
+    train_set, eval_set = load_train_and_eval(config)
+    train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
+    eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
+    for name, data in (("train", train_data), ("eval", eval_data)):
+        if data is not None and data.num_truncated:
+            logger.warning("%s data: %s", name, data.truncation_note(model.max_length))
+
+    schedule = GroupBatchSchedule(len(train_data), config.batch_size, config.gradient_accumulation_steps, config.seed)
+    total_steps = schedule.total_steps(config.epochs, config.max_steps)
+    optimizer, scheduler = build_optimizer(model.parameters(), config, total_steps)
+    step = load_trainer_state(resume_from, model, optimizer, scheduler)["step"] if resume_from else 0
+    log = MetricsLog(output_dir / "metrics.jsonl", config.tensorboard, resume_after_step=step if resume_from else None)
+    pad_id = model.tokenizer.pad_token_id
+
+    model.train()
+    started, comparisons_seen, window = time.perf_counter(), 0, []
+    progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not config.progress_bar)
+    while step < total_steps:
+        micro_batches = schedule.micro_batches(step)
+        step_loss, step_correct, step_margin, step_pairs = 0.0, 0.0, 0.0, 0
+        for group_indices in micro_batches:
+            batch = collate_groups([train_data.groups[i] for i in group_indices], pad_id)
+            batch = {key: value.to(device) for key, value in batch.items()}
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                rewards = model(batch["input_ids"], batch["attention_mask"])
+            stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
+            if not torch.isfinite(stats.loss):
+                raise _diverged(f"the loss became {stats.loss.item()}", step + 1, output_dir)
+            (stats.loss / len(micro_batches)).backward()
+            step_loss += stats.loss.item() / len(micro_batches)
+            step_correct += stats.accuracy.item() * stats.num_comparisons
+            step_margin += stats.margin.item() * stats.num_comparisons
+            step_pairs += stats.num_comparisons
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            raise _diverged(f"the gradient norm became {grad_norm.item()}", step + 1, output_dir)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        comparisons_seen += step_pairs
+
+        metrics = {
+            "loss": step_loss,
+            "accuracy": step_correct / max(step_pairs, 1),
+            "margin": step_margin / max(step_pairs, 1),
+            "grad_norm": grad_norm.item(),
+            "lr": scheduler.get_last_lr()[0],
+        }
+        window.append(metrics)
+        progress.update(1)
+        progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{_mean(window[-50:], 'accuracy'):.3f}")
+        if step % config.logging_steps == 0 or step == total_steps:
+            log.write({"step": step, "epoch": schedule.epoch_of(step), "split": "train", **_average(window)})
+            window = []
+        if eval_data is not None and (step % config.eval_steps == 0 or step == total_steps):
+            log.write({"step": step, "split": "eval", **evaluate(model, eval_data, config.eval_batch_size).to_dict()})
+        if step % config.save_steps == 0 and step < total_steps:
+            state = {"step": step, "epoch": schedule.epoch_of(step), "config": config.to_dict()}
+            save_checkpoint(output_dir, model, optimizer, scheduler, state, config.save_total_limit)
+        for callback in callbacks:
+            callback(step, metrics, model)
+    progress.close()
+    elapsed = time.perf_counter() - started
+
+    eval_metrics = evaluate(model, eval_data, config.eval_batch_size).to_dict() if eval_data is not None else None
+    if config.normalize_rewards:
+        _fit_normalization(model, eval_data or train_data, config.eval_batch_size)
+    model.save_pretrained(output_dir)
+    summary = {
+        "steps": step,
+        "train_groups": len(train_data),
+        "train_comparisons": train_set.num_comparisons,
+        "eval_comparisons": eval_set.num_comparisons,
+        "train_truncated": train_data.num_truncated,
+        "eval_truncated": eval_data.num_truncated if eval_data is not None else 0,
+        "train_load_report": train_set.report.summary(),
+        "eval": eval_metrics,
+        "normalization": model.normalization,
+        "seconds": elapsed,
+        "comparisons_per_second": comparisons_seen / elapsed if elapsed > 0 else None,
+        "device": str(device),
+        "autocast": str(autocast_dtype) if autocast_dtype else "fp32",
+    }
+    (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    log.close()
+    return TrainResult(model, output_dir, step, eval_metrics, summary)
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardModel:
+    if resume_from is not None and not config.lora_rank:
+        model = RewardModel.from_pretrained(resume_from)
+    else:  # LoRA resumes by rebuilding the same wrapper and loading its adapters (see checkpoint.py)
+        model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init)
+    if config.gradient_checkpointing:
+        model.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.lora_rank:
+        model.model = _wrap_lora(model, config)
+    return model
+
+
+def _wrap_lora(model: RewardModel, config: TrainConfig):
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError as error:
+        raise RewardkitError("--lora-rank needs peft: pip install 'rewardkit[lora]'") from error
+    head = "score" if model.is_decoder else "classifier"
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear",
+        modules_to_save=[head],
+    )
+    return get_peft_model(model.model, lora)
+
+
+def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset]:
+    on_error = "skip" if config.skip_bad_records else "raise"
+    train_set = _load_all(config.data, config.format, on_error)
+    if config.eval_data:
+        return train_set, _load_all(config.eval_data, config.format, on_error)
+    if config.eval_fraction == 0:
+        return train_set, PreferenceDataset([], name="none")
+    return split_dataset(train_set, config.eval_fraction, config.seed)
+
+
+def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> PreferenceDataset:
+    datasets = [load_preferences(source, format=data_format, on_error=on_error) for source in sources]
+    for dataset in datasets:
+        if dataset.report.num_skipped:
+            logger.warning("%s: %s", dataset.name, dataset.report.summary())
+    if len(datasets) == 1:
+        return datasets[0]
+    merged = PreferenceDataset([g for d in datasets for g in d.groups], name="+".join(d.name for d in datasets))
+    for dataset in datasets:
+        for field in ("records_read", "groups", "comparisons"):
+            setattr(merged.report, field, getattr(merged.report, field) + getattr(dataset.report, field))
+        for reason, count in dataset.report.skipped.items():
+            merged.report.skipped[reason] = merged.report.skipped.get(reason, 0) + count
+    return merged
+
+
+def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> None:
+    """Centre and scale rewards on the reference responses (default: the validation split)."""
+    rewards = torch.cat(score_encoded_dataset(model, reference, batch_size=batch_size))
+    scale = rewards.std().item() if rewards.numel() > 1 else 1.0
+    model.set_normalization(rewards.mean().item(), scale if scale > 1e-8 else 1.0)
+
+
+def _diverged(what: str, step: int, output_dir: Path) -> TrainingDivergedError:
+    last = latest_checkpoint(output_dir)
+    where = f"the last good checkpoint, {last}, is kept" if last else "no checkpoint had been written yet"
+    return TrainingDivergedError(
+        f"{what} at step {step}; training stopped and nothing from this step was saved; {where}. "
+        "Try a lower --lr, --precision fp32, or check the data for extreme inputs, then run again "
+        "(add --resume to continue from the checkpoint)."
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None means plain fp32. 'auto' picks bf16 only on GPUs that support it."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _mean(records: list[dict], key: str) -> float:
+    values = [r[key] for r in records if not math.isnan(r[key])]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _average(records: list[dict]) -> dict:
+    return {key: _mean(records, key) for key in records[0]}

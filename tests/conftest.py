@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny real Hugging Face models on disk and the path to ../shared/data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rewardkit.testing import save_tiny_sft_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repository in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_sft(tmp_path_factory) -> Path:
+    """A tiny Llama causal LM with a BPE tokenizer whose pad token is distinct from EOS."""
+    return save_tiny_sft_model(tmp_path_factory.mktemp("sft"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_pad_eos(tmp_path_factory) -> Path:
+    """The same, but pad == eos, as in many released tokenizers."""
+    return save_tiny_sft_model(tmp_path_factory.mktemp("sft-pad-eos"), pad_is_eos=True)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def keyword_pairs(n: int, seed: int = 0) -> list[dict]:
+    """Pairs whose chosen response says 'yes please' and rejected says 'no thanks': learnable in a few steps."""
+    import random
+
+    rng = random.Random(seed)
+    subjects = ["bread", "France", "a joke", "spiders", "the fox", "locks", "the dog", "numbers"]
+    records = []
+    for i in range(n):
+        subject = rng.choice(subjects)
+        records.append({
+            "prompt": f"Human: Tell me about {subject} {i}.\n\nAssistant:",
+            "chosen": f" yes please, {subject} is nice.",
+            "rejected": f" no thanks, {subject} is bad.",
+        })
+    return records
+
+
+def ranking_records(n: int, k: int = 4, seed: int = 0) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        responses = [f" answer {j} with {'yes ' * (k - j)}words {rng.randint(0, 99)}" for j in range(k)]
+        order = list(range(k))
+        rng.shuffle(order)
+        shuffled = [responses[j] for j in order]
+        ranking = sorted(range(k), key=lambda position: order[position])  # best (fewest j) first
+        records.append({"prompt": f"Question {i}:", "responses": shuffled, "ranking": ranking})
+    return records
