@@ -1,0 +1,139 @@
+"""The training loop: it learns, checkpoints atomically, resumes exactly, and stops cleanly on NaN."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification
+
+from rewardkit.errors import RewardkitError
+from rewardkit.model import RewardModel
+from rewardkit.training import TrainConfig, TrainingDivergedError, train
+from rewardkit.training.checkpoint import list_checkpoints
+from tests.conftest import keyword_pairs, ranking_records, write_jsonl
+
+
+def _config(tiny_sft, data, output, **overrides) -> TrainConfig:
+    values = dict(
+        model=str(tiny_sft),
+        data=[str(data)],
+        output_dir=str(output),
+        max_length=128,
+        batch_size=4,
+        learning_rate=3e-3,
+        eval_fraction=0.2,
+        eval_steps=5,
+        save_steps=3,
+        logging_steps=2,
+        progress_bar=False,
+    )
+    return TrainConfig(**{**values, **overrides})
+
+
+def test_training_learns_a_learnable_preference_and_writes_a_standard_checkpoint(tiny_sft, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(60))
+    result = train(_config(tiny_sft, data, tmp_path / "rm", max_steps=24))
+    assert result.steps == 24
+    assert result.eval_metrics["accuracy"] >= 0.9
+    assert result.eval_metrics["num_comparisons"] == 12
+
+    log = [json.loads(line) for line in (tmp_path / "rm" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if r["split"] == "train"] == list(range(2, 25, 2))
+    assert {"accuracy", "mean_margin", "better_reward_mean", "worse_reward_mean"} <= set(log[-1])
+    summary = json.loads((tmp_path / "rm" / "train_summary.json").read_text())
+    assert summary["train_comparisons"] == 48 and summary["eval_comparisons"] == 12
+
+    # The output directory is a plain transformers checkpoint; normalization centres the eval rewards.
+    hf_model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
+    assert hf_model.config.num_labels == 1
+    reloaded = RewardModel.from_pretrained(tmp_path / "rm")
+    offset, scale = reloaded.normalization
+    assert scale > 0
+    assert [p.name for p in list_checkpoints(tmp_path / "rm")] == ["step-000018", "step-000021"]
+    assert not list((tmp_path / "rm" / "checkpoints").glob(".tmp-*"))
+
+
+def test_k_wise_rankings_train_with_all_pairs_of_a_prompt_in_one_batch(tiny_sft, tmp_path):
+    data = write_jsonl(tmp_path / "ranks.jsonl", ranking_records(20, k=5))
+    result = train(_config(tiny_sft, data, tmp_path / "rm", max_steps=12, eval_fraction=0.25))
+    assert result.summary["train_comparisons"] == 15 * 10
+    assert result.eval_metrics["num_comparisons"] == 5 * 10
+    assert result.eval_metrics["accuracy"] > 0.7
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(step_to_crash: int):
+    def callback(step, metrics, model):
+        if step == step_to_crash:
+            raise _Crash(f"simulated kill after step {step}")
+
+    return callback
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tiny_sft, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(40))
+    common = dict(max_steps=10, save_steps=3, gradient_accumulation_steps=2, batch_size=3, eval_steps=4)
+    train(_config(tiny_sft, data, tmp_path / "straight", **common))
+
+    with pytest.raises(_Crash):  # dies after step 7; the last checkpoint is step 6
+        train(_config(tiny_sft, data, tmp_path / "resumed", **common), callbacks=[_crash_at(7)])
+    assert list_checkpoints(tmp_path / "resumed")[-1].name == "step-000006"
+    result = train(_config(tiny_sft, data, tmp_path / "resumed", resume=True, **common))
+    assert result.steps == 10
+
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], atol=1e-6, rtol=1e-5, msg=name)
+    def logged_steps(run):
+        return [json.loads(line)["step"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+
+    assert logged_steps("resumed") == logged_steps("straight")  # nothing logged twice
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_sft, tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(40))
+
+    def poison(step, metrics, model):
+        if step == 4:
+            with torch.no_grad():
+                model.hf_model.score.weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at step 5.*step-000003.*is kept"):
+        train(_config(tiny_sft, data, tmp_path / "rm", max_steps=10), callbacks=[poison])
+    kept = list_checkpoints(tmp_path / "rm")
+    assert [p.name for p in kept] == ["step-000003"]
+    weights = load_file(kept[0] / "model.safetensors")
+    assert all(torch.isfinite(tensor).all() for tensor in weights.values())
+
+
+def test_lora_training_saves_a_merged_checkpoint_that_loads_without_peft(tiny_sft, tmp_path):
+    pytest.importorskip("peft")
+    data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(40))
+    result = train(_config(tiny_sft, data, tmp_path / "rm", max_steps=6, lora_rank=4, learning_rate=1e-2))
+    names = set(load_file(tmp_path / "rm" / "model.safetensors"))
+    assert not any("lora" in name for name in names)
+    expected = result.model.score(["Human: hi\n\nAssistant:"], [" yes please"], normalize=False)
+    reloaded = RewardModel.from_pretrained(tmp_path / "rm")
+    torch.testing.assert_close(
+        reloaded.score(["Human: hi\n\nAssistant:"], [" yes please"], normalize=False), expected, atol=1e-4, rtol=0
+    )
+
+
+def test_config_from_yaml_with_overrides_and_unknown_keys(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("model: sft\ndata: [a.jsonl]\nlearning_rate: 2.0e-5\nbatch_size: 16\n")
+    config = TrainConfig.from_yaml(path, batch_size=4)
+    assert (config.learning_rate, config.batch_size, config.data) == (2e-5, 4, ["a.jsonl"])
+    path.write_text("model: sft\nlearnin_rate: 1\n")
+    with pytest.raises(RewardkitError, match="unknown option\\(s\\) learnin_rate"):
+        TrainConfig.from_yaml(path)
+    with pytest.raises(RewardkitError, match="invalid batch_size"):
+        TrainConfig(model="m", data=["d"], batch_size=0).validate()
