@@ -42,7 +42,7 @@ class PreferenceGroup:
     responses: list[Text]
     comparisons: list[Comparison]
     subset: str | None = None
-    source: str = ""  # "file.jsonl:12" or "dataset-id[12]", for error messages and reports
+    source: str = ""  # "pairs.jsonl line 12" or "pairs.json[11]": for error messages and reports
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
