@@ -1,0 +1,79 @@
+"""Per-token KL estimators between a policy and its reference (Schulman, "Approximating KL divergence", 2020).
+
+For a token y sampled from the policy p, with r = p_ref(y) / p(y):
+    k1 = log p(y) - log p_ref(y) = -log r      unbiased for KL(p || p_ref), can be negative per token
+    k3 = (r - 1) - log r                        unbiased as well, always >= 0, lower variance when p ~ p_ref
+Summing k1 over the response tokens gives an unbiased estimate of the sequence-level KL(pi || pi_ref), the
+quantity on the x-axis (as sqrt) of Gao et al.'s over-optimization curves.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from transformers import PreTrainedModel
+
+from rewardkit.rl.modeling import causal_lm_logits
+
+KLEstimator = Literal["k1", "k3"]
+
+
+def kl_k1(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """k1 = log p - log p_ref, per sampled token."""
+    return logp - logp_ref
+
+
+def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """k3 = (r - 1) - log r with r = p_ref / p, per sampled token; never negative."""
+    log_r = logp_ref - logp
+    return torch.expm1(log_r) - log_r  # expm1: exact near r = 1, where the two terms nearly cancel
+
+
+def kl_per_token(logp: torch.Tensor, logp_ref: torch.Tensor, estimator: KLEstimator = "k1") -> torch.Tensor:
+    if estimator == "k1":
+        return kl_k1(logp, logp_ref)
+    if estimator == "k3":
+        return kl_k3(logp, logp_ref)
+    raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1' or 'k3'")
+
+
+def response_logprobs(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of each response token, shape [B, R], 0 where `response_mask` is 0.
+
+    `input_ids` / `attention_mask` are [B, P + R] with the response in the last R columns; `response_mask` is
+    [B, R]. The logits at column j predict the token at column j + 1, hence the one-column shift.
+    `temperature` must match the sampling temperature, so these are log-probs of the sampling distribution.
+    """
+    num_response = response_mask.shape[1]
+    logits = causal_lm_logits(model, input_ids, attention_mask, keep_last=num_response + 1)[:, :-1]
+    logits = logits / temperature
+    tokens = input_ids[:, -num_response:]
+    # gather - logsumexp avoids materialising a second [B, R, V] tensor of log-softmax values
+    logp = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    return logp * response_mask.to(logp.dtype)
+
+
+@torch.no_grad()
+def sequence_kl(
+    model: PreTrainedModel,
+    ref_model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_mask: torch.Tensor,
+    estimator: KLEstimator = "k1",
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Sequence-level KL estimate per sample, shape [B]: the per-token estimate summed over the response.
+
+    Average it over responses sampled from `model` to estimate KL(pi || pi_ref).
+    """
+    logp = response_logprobs(model, input_ids, attention_mask, response_mask, temperature)
+    logp_ref = response_logprobs(ref_model, input_ids, attention_mask, response_mask, temperature)
+    return (kl_per_token(logp, logp_ref, estimator) * response_mask.to(logp.dtype)).sum(-1)
