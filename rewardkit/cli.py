@@ -156,12 +156,42 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------- demo
+def _add_demo(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="the whole life of a reward model in a synthetic world with a known gold reward",
+        description="Train an SFT policy, collect K-wise rankings from biased simulated labellers, train reward "
+        "models, run best-of-n and PPO against them, and write a report (Markdown, HTML, PNG plots, results.json) "
+        "showing where the gold reward peaks and falls. No downloads; under 10 minutes on 2 CPU cores "
+        "(--quick: under 2).",
+    )
+    p.add_argument("--output", default="demo-output", help="directory for the report and artifacts (demo-output)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes for a run under 2 minutes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the world and every stage (0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from rewardkit.demo import DemoConfig, run_demo, write_report
+    from rewardkit.demo.report import summary_lines
+
+    config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
+    results = run_demo(config, args.output, progress=args.progress)
+    files = write_report(results, args.output)
+    print("\n".join(f"- {line}" for line in summary_lines(results)))
+    print(f"report: {files['markdown']} (and {files['html'].name}, plots/, results.json) "
+          f"in {results['seconds']['total']:.0f} s")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
     parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_score, _add_eval):
+    for add in (_add_demo, _add_train, _add_score, _add_eval):
         add(subparsers)
     return parser
 

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
 
     set_seed(config.seed)
     model = build_reward_model(config, resume_from).to(device)
-    train_set, eval_set = load_train_and_eval(config)
+    train_set, eval_set, load_report = load_train_and_eval(config)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -77,6 +78,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
 
     model.train()
     started, comparisons_seen, window = time.perf_counter(), 0, []
+    recent = deque(maxlen=50)  # running accuracy for the progress bar
     progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not config.progress_bar)
     while step < total_steps:
         micro_batches = schedule.micro_batches(step)
@@ -111,8 +113,9 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
             "lr": scheduler.get_last_lr()[0],
         }
         window.append(metrics)
+        recent.append(metrics)
         progress.update(1)
-        progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{_mean(window[-50:], 'accuracy'):.3f}")
+        progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{_mean(list(recent), 'accuracy'):.3f}")
         if step % config.logging_steps == 0 or step == total_steps:
             log.write({"step": step, "epoch": schedule.epoch_of(step), "split": "train", **_average(window)})
             window = []
@@ -137,7 +140,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "eval_comparisons": eval_set.num_comparisons,
         "train_truncated": train_data.num_truncated,
         "eval_truncated": eval_data.num_truncated if eval_data is not None else 0,
-        "train_load_report": train_set.report.summary(),
+        "train_load_report": load_report,
         "eval": eval_metrics,
         "normalization": model.normalization,
         "seconds": elapsed,
@@ -180,14 +183,16 @@ def _wrap_lora(model: RewardModel, config: TrainConfig):
     return get_peft_model(model.model, lora)
 
 
-def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset]:
+def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset, str]:
+    """(train, eval, what loading the training data read and skipped)."""
     on_error = "skip" if config.skip_bad_records else "raise"
     train_set = _load_all(config.data, config.format, on_error)
+    report = train_set.report.summary()
     if config.eval_data:
-        return train_set, _load_all(config.eval_data, config.format, on_error)
+        return train_set, _load_all(config.eval_data, config.format, on_error), report
     if config.eval_fraction == 0:
-        return train_set, PreferenceDataset([], name="none")
-    return split_dataset(train_set, config.eval_fraction, config.seed)
+        return train_set, PreferenceDataset([], name="none"), report
+    return *split_dataset(train_set, config.eval_fraction, config.seed), report
 
 
 def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> PreferenceDataset:

@@ -42,17 +42,17 @@ def collect_rankings(
     ks = rng.integers(k_range[0], k_range[1] + 1, size=num_prompts)
     flat_prompts = [p for p, k in zip(prompts, ks, strict=True) for _ in range(k)]
     flat = sample_responses(policy, tokenizer, flat_prompts, max_new_tokens=max_new_tokens, seed=seed)
-    # An empty answer (the policy emits <eos> at once, ~0.3% of samples) is not a response a labeller would
-    # rank and data loaders reject it: draw those again.
-    for attempt in range(1, 6):
-        empty = [i for i, r in enumerate(flat) if not r.strip()]
-        if not empty:
-            break
-        again = [flat_prompts[i] for i in empty]
-        redo = sample_responses(policy, tokenizer, again, max_new_tokens, seed=seed + attempt)
-        for i, r in zip(empty, redo, strict=True):
-            flat[i] = r
     offsets = np.concatenate([[0], np.cumsum(ks)])
+    # An empty answer (the policy emits <eos> at once, ~0.3% of samples) or a repeat of an answer already in
+    # its group is not something a labeller would rank, and data loaders reject both: draw those again.
+    for attempt in range(1, 11):
+        redraw = _empty_or_repeated(flat, offsets)
+        if not redraw:
+            break
+        again = [flat_prompts[i] for i in redraw]
+        redo = sample_responses(policy, tokenizer, again, max_new_tokens, seed=seed + attempt)
+        for i, r in zip(redraw, redo, strict=True):
+            flat[i] = r
     groups = [(p, flat[offsets[i] : offsets[i + 1]]) for i, p in enumerate(prompts)]
     if labeller is None:
         labeller = Labeller.calibrated(world, groups, seed=seed)
@@ -64,6 +64,19 @@ def collect_rankings(
             record["gold"] = [round(g, 4) for g in gold.tolist()]
         records.append(record)
     return records
+
+
+def _empty_or_repeated(responses: list[str], offsets: np.ndarray) -> list[int]:
+    """Indices of responses that are empty or repeat an earlier response of the same group."""
+    bad = []
+    for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+        seen: set[str] = set()
+        for i in range(start, end):
+            text = responses[i].strip()
+            if not text or text in seen:
+                bad.append(i)
+            seen.add(text)
+    return bad
 
 
 def write_rankings(records: list[dict], path: str) -> None:

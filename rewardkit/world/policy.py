@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from rewardkit.rl.sampling import sample_responses as sample_policy
 from rewardkit.world.tokenizer import build_tokenizer, format_prompt
 from rewardkit.world.world import World, WorldConfig
 
@@ -165,7 +166,6 @@ def load_world(checkpoint_dir: str) -> World:
     return world
 
 
-@torch.no_grad()
 def sample_responses(
     model: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
@@ -175,30 +175,13 @@ def sample_responses(
     temperature: float = 1.0,
     seed: int = 0,
 ) -> list[str]:
-    """One sampled response per prompt (repeat a prompt to get several): batched `generate`, left padding."""
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    model.eval()
+    """One sampled response per world prompt (repeat a prompt to get several), through the same sampler PPO and
+    best-of-n use (`rewardkit.rl.sampling`), in batches of `batch_size`, from one seeded stream."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
     responses: list[str] = []
-    try:
-        with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's global RNG
-            torch.manual_seed(seed)
-            for start in range(0, len(prompts), batch_size):
-                texts = [format_prompt(p) for p in prompts[start : start + batch_size]]
-                enc = tokenizer(texts, padding=True, return_tensors="pt")
-                out = model.generate(
-                    **enc,
-                    do_sample=True,
-                    temperature=temperature,
-                    top_k=0,
-                    top_p=1.0,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                )
-                new_tokens = out[:, enc["input_ids"].shape[1] :]
-                responses += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = padding_side
+    for start in range(0, len(prompts), batch_size):
+        batch = [format_prompt(p) for p in prompts[start : start + batch_size]]
+        responses += sample_policy(model, tokenizer, batch, max_new_tokens, temperature, generator=generator).texts
     return responses
 
 
