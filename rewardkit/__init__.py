@@ -28,7 +28,22 @@ _EXPORTS = {
     "RewardkitError": "rewardkit.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "Comparison",
+    "DataError",
+    "PreferenceDataset",
+    "PreferenceGroup",
+    "RewardModel",
+    "RewardkitError",
+    "ScoreOutput",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "__version__",
+    "load_preferences",
+    "split_dataset",
+    "train",
+]
 
 if TYPE_CHECKING:
     from rewardkit.data.errors import DataError
