@@ -191,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
     parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_train, _add_score, _add_eval):
+    from rewardkit.serving.cli import add_serve_parser
+
+    for add in (_add_demo, _add_train, _add_score, _add_eval, add_serve_parser):
         add(subparsers)
     return parser
 

@@ -1,0 +1,3 @@
+from rewardkit.serving.cli import main
+
+raise SystemExit(main())
