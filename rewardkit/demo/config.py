@@ -29,8 +29,8 @@ class DemoConfig:
     ppo_betas: tuple[float, ...] = (0.0, 0.05)
     ppo_steps: int = 150
     ppo_batch_size: int = 64
-    ppo_learning_rate: float = 1e-4
-    ppo_eval_points: int = 12  # points per PPO curve (rollout statistics averaged over windows of steps)
+    ppo_learning_rate: float = 3e-5
+    ppo_eval_points: int = 25  # points per PPO curve (rollout statistics averaged over windows of steps)
     max_new_tokens: int = 32
 
     @classmethod

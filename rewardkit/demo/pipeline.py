@@ -255,19 +255,20 @@ def run_ppo(world, sft_policy, tokenizer, proxy, observed, config: DemoConfig, b
                   beta=beta, max_new_tokens=config.max_new_tokens, seed=config.seed, progress=progress),
         metrics=observed,
     )
-    # Rollout statistics averaged over windows of steps: one point per window.
-    window = max(1, len(result.log) // config.ppo_eval_points)
-    points = []
-    for start in range(0, len(result.log), window):
-        rows = result.log[start : start + window]
-        points.append({
-            "step": rows[-1]["step"] + 1,
+    # Rollout statistics: the first step alone (the SFT policy itself), then averages over windows of steps.
+    window = max(1, (len(result.log) - 1) // config.ppo_eval_points)
+    windows = [result.log[:1]] + [result.log[i : i + window] for i in range(1, len(result.log), window)]
+    points = [
+        {
+            "step": rows[-1]["step"],
             "proxy": float(np.mean([r["proxy_reward"] for r in rows])),
             "gold": float(np.mean([r["gold"] for r in rows])),
             "kl": float(np.mean([r["kl"] for r in rows])),
             "length": float(np.mean([r["length"] for r in rows])),
             "format_rate": float(np.mean([r["format_rate"] for r in rows])),
-        })
+        }
+        for rows in windows
+    ]
     d = np.sqrt(np.maximum([p["kl"] for p in points], 0.0))
     fit = fit_rl(d, np.array([p["gold"] for p in points]))
     return {"beta": beta, "eval": points, "log": result.log, "gold_fit": _fit_dict(fit), "peak": _peak(points, "step")}

@@ -103,12 +103,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m rewardkit.serving ...`: the same options as `rewardkit serve`."""
-    parser = _configure(argparse.ArgumentParser(prog="python -m rewardkit.serving", description=__doc__))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
-    try:
-        return args.handler(args)
-    except (RewardkitError, FileNotFoundError) as error:
-        print(f"rewardkit: error: {error}", file=sys.stderr)
-        return 2
+    """`python -m rewardkit.serving ...`: the same as `rewardkit serve ...`."""
+    from rewardkit.cli import main as rewardkit_main
+
+    return rewardkit_main(["serve", *(sys.argv[1:] if argv is None else argv)])

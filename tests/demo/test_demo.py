@@ -19,7 +19,7 @@ def demo_run(tmp_path_factory):
         sft=SFTConfig(num_demonstrations=600, steps=40, batch_size=32),
         train_prompts=60, val_prompts=20, rm_epochs=1.0, data_fractions=(0.5, 1.0),
         bon_prompts=6, bon_samples=32, bon_n_max=16,
-        ppo_betas=(0.0, 0.05), ppo_steps=4, ppo_batch_size=16, ppo_eval_points=2, max_new_tokens=16,
+        ppo_betas=(0.0, 0.05), ppo_steps=5, ppo_batch_size=16, ppo_eval_points=2, max_new_tokens=16,
     )
     threads = torch.get_num_threads()
     results = run_demo(config, output, progress=False)
@@ -49,7 +49,7 @@ def test_results_json_holds_every_stage(demo_run):
 
     assert list(saved["ppo"]) == ["PPO β=0", "PPO β=0.05"]
     for run in saved["ppo"].values():
-        assert len(run["log"]) == 4 and len(run["eval"]) == 2
+        assert len(run["log"]) == 5 and [p["step"] for p in run["eval"]] == [0, 2, 4]  # step 0 = the SFT policy
         assert {"proxy", "gold", "kl", "length", "format_rate"} <= set(run["eval"][0])
     assert saved["seconds"]["total"] > 0
 

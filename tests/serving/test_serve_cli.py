@@ -35,7 +35,7 @@ def test_empty_api_key_file_is_a_one_line_error(tmp_path, capsys):
 
 def test_serve_subprocess_scores_then_exits_cleanly_on_sigterm(rm_dir, model, tmp_path):
     (tmp_path / "key").write_text("k3y\n")
-    command = [sys.executable, "-m", "rewardkit.serving", "--model", str(rm_dir), "--port", "0",
+    command = [sys.executable, "-m", "rewardkit", "serve", "--model", str(rm_dir), "--port", "0",
                "--api-key-file", str(tmp_path / "key"), "--max-batch-size", "8", "--max-wait-ms", "2"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines: queue.Queue[str] = queue.Queue()
