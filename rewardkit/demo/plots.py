@@ -96,7 +96,7 @@ def plot_reward_models(reward_models: dict, agreement: float, path: Path) -> Pat
         axes[1].plot([p["comparisons"] for p in points], [p["accuracy_vs_gold"] for p in points], marker, label=name)
     axes[1].axhline(0.5, color="grey", linewidth=0.6)
     axes[1].set(xscale="log", xlabel="training comparisons", ylabel="accuracy vs gold",
-                title="SFT initialization needs less data")
+                title="Accuracy against gold vs data: SFT vs random init")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
