@@ -57,15 +57,24 @@ def _add_train(subparsers) -> None:
     p.add_argument("--config", help="YAML file with TrainConfig options (command-line flags win)")
     p.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint in --output")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None, help="hide progress bars")
-    p.set_defaults(handler=_run_train)
+    p.add_argument("--num-processes", type=int, help="data-parallel processes on this machine, started through "
+                   "Accelerate (1); for several machines, FSDP or DeepSpeed use `accelerate launch -m rewardkit train`")
+    p.set_defaults(handler=_run_train, argv=[])  # main() fills in argv: --num-processes starts the same command again
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from rewardkit.distributed import launched, process_state, relaunch
+
+    if (args.num_processes or 1) > 1 and not launched():
+        return relaunch(args.num_processes, args.argv)
     from rewardkit.training import TrainConfig, train
 
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "handler", "config")}
+    not_options = ("command", "handler", "config", "num_processes", "argv")
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in not_options}
     config = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
     result = train(config)
+    if not process_state().is_main_process:
+        return 0
     evaluation = result.eval_metrics
     line = f"trained {result.steps} steps -> {result.output_dir}"
     if evaluation:
@@ -92,18 +101,22 @@ def _add_score(subparsers) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    from rewardkit.distributed import process_state, shard_and_score
     from rewardkit.model import RewardModel
     from rewardkit.scoring import read_scoring_inputs
 
-    model = RewardModel.from_pretrained(args.model)
+    state = process_state()  # launched as N processes, each scores 1/N of the items
+    model = RewardModel.from_pretrained(args.model).to(state.device)
     items = read_scoring_inputs(args.data, args.format)
-    output = model.score(
+    output = shard_and_score(
+        model,
         [item["prompt"] for item in items],
         [item["response"] for item in items],
         batch_size=args.batch_size,
         normalize=not args.raw,
-        return_details=True,
     )
+    if not state.is_main_process:
+        return 0
     out = open(args.output, "w") if args.output else sys.stdout
     try:
         for item, reward, truncated in zip(items, output.rewards.tolist(), output.truncated, strict=True):
@@ -138,14 +151,18 @@ def _add_eval(subparsers) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from rewardkit.data import load_preferences
     from rewardkit.data.collate import encode_dataset
-    from rewardkit.evaluation.pairwise import evaluate
+    from rewardkit.distributed import process_state, sharded_evaluate
     from rewardkit.model import RewardModel
 
-    model = RewardModel.from_pretrained(args.model)
+    state = process_state()  # launched as N processes, each scores 1/N of the responses
+    model = RewardModel.from_pretrained(args.model).to(state.device)
     results = {}
     for source in args.data:
         encoded = encode_dataset(load_preferences(source, format=args.format), model.tokenizer, model.max_length)
-        results[source] = {**evaluate(model, encoded, args.batch_size).to_dict(), "truncated": encoded.num_truncated}
+        metrics = sharded_evaluate(model, encoded, args.batch_size).to_dict()
+        results[source] = {**metrics, "truncated": encoded.num_truncated}
+    if not state.is_main_process:
+        return 0
     print(f"{'dataset':<48} {'accuracy':>9} {'margin':>8} {'pairs':>7} {'ties':>5} {'truncated':>9}")
     for source, m in results.items():
         print(f"{source[-48:]:<48} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} {m['num_comparisons']:>7d} "
@@ -200,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "argv" in vars(args):
+        args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
     from rewardkit.errors import RewardkitError
 

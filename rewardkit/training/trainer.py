@@ -3,6 +3,11 @@
 Each optimizer step takes `batch_size * gradient_accumulation_steps` prompt groups; every distinct
 (prompt, response) of a micro-batch is forwarded once and all of the group's comparisons read from those
 rewards (InstructGPT). Checkpoints are atomic and a resumed run reaches the same weights as an uninterrupted one.
+
+Launched as N processes (see rewardkit/distributed.py), step s covers the same groups as step s of a 1-process run
+with batch `batch_size * N`, each process holding whole groups, and the gradient is the same mean over them.
+Accelerate wraps the model (DDP, FSDP or DeepSpeed) and syncs gradients once per step; the main process alone
+writes logs, checkpoints and the model.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from transformers import set_seed
 
 from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
+from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.pairwise import evaluate, score_encoded_dataset
+from rewardkit.evaluation.pairwise import score_encoded_dataset
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from rewardkit.training.config import TrainConfig
@@ -53,14 +59,22 @@ class TrainResult:
 
 def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainResult:
     config.validate()
+    accelerator = build_accelerator(config)
+    rank, world, is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     output_dir = Path(config.output_dir)
-    device = resolve_device(config.device)
+    device = accelerator.device if world > 1 else resolve_device(config.device)
     autocast_dtype = resolve_autocast_dtype(config.precision, device)
     resume_from = latest_checkpoint(output_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
+    # FSDP / DeepSpeed split the optimizer state across processes, which checkpoint.py does not save yet.
+    sharded = is_sharded(accelerator)
+    if sharded and (config.resume or config.lora_rank):
+        raise RewardkitError("--resume and --lora-rank work with DDP, not yet with FSDP or DeepSpeed")
+    if sharded and is_main:
+        logger.warning("FSDP / DeepSpeed: no intermediate checkpoints (not resumable yet); the final model is saved")
 
-    set_seed(config.seed)
+    set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, resume_from).to(device)
     train_set, eval_set, load_report = load_train_and_eval(config)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
@@ -69,47 +83,62 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         if data is not None and data.num_truncated:
             logger.warning("%s data: %s", name, data.truncation_note(model.max_length))
 
-    schedule = GroupBatchSchedule(len(train_data), config.batch_size, config.gradient_accumulation_steps, config.seed)
+    # One schedule for the whole job: step s holds the groups a 1-process run with batch `batch_size * world` takes.
+    accumulation = config.gradient_accumulation_steps
+    schedule = GroupBatchSchedule(len(train_data), config.batch_size * world, accumulation, config.seed)
     total_steps = schedule.total_steps(config.epochs, config.max_steps)
     optimizer, scheduler = build_optimizer(model.parameters(), config, total_steps)
     step = load_trainer_state(resume_from, model, optimizer, scheduler)["step"] if resume_from else 0
-    log = MetricsLog(output_dir / "metrics.jsonl", config.tensorboard, resume_after_step=step if resume_from else None)
+    # `wrapped` (DDP/FSDP/DeepSpeed) is for training passes; `model` stays the RewardModel for everything else.
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    resume_after = step if resume_from else None
+    log = MetricsLog(output_dir / "metrics.jsonl", config.tensorboard, resume_after) if is_main else _NoLog()
     pad_id = model.tokenizer.pad_token_id
 
-    model.train()
+    wrapped.train()
     started, comparisons_seen, window = time.perf_counter(), 0, []
     recent = deque(maxlen=50)  # running accuracy for the progress bar
-    progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not config.progress_bar)
+    show_progress = config.progress_bar and is_main
+    progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not show_progress)
     while step < total_steps:
         micro_batches = schedule.micro_batches(step)
-        step_loss, step_correct, step_margin, step_pairs = 0.0, 0.0, 0.0, 0
-        for group_indices in micro_batches:
-            batch = collate_groups([train_data.groups[i] for i in group_indices], pad_id)
-            batch = {key: value.to(device) for key, value in batch.items()}
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                rewards = model(batch["input_ids"], batch["attention_mask"])
-            stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
-            if not torch.isfinite(stats.loss):
-                raise _diverged(f"the loss became {stats.loss.item()}", step + 1, output_dir)
-            (stats.loss / len(micro_batches)).backward()
-            step_loss += stats.loss.item() / len(micro_batches)
-            step_correct += stats.accuracy.item() * stats.num_comparisons
-            step_margin += stats.margin.item() * stats.num_comparisons
-            step_pairs += stats.num_comparisons
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        if not torch.isfinite(grad_norm):
-            raise _diverged(f"the gradient norm became {grad_norm.item()}", step + 1, output_dir)
+        step_groups = sum(len(micro) for micro in micro_batches)
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss x groups, correct, margin, comparisons
+        for group_indices in shard_step(micro_batches, accumulation, rank, world):
+            # With no group of its own here a process still runs a pass (on a stand-in group, weight 0): every
+            # process must join each gradient sync.
+            groups = [train_data.groups[i] for i in group_indices or micro_batches[0][:1]]
+            batch = {key: value.to(device) for key, value in collate_groups(groups, pad_id).items()}
+            with accelerator.accumulate(wrapped):  # gradients are synced on the step's last micro-batch only
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    rewards = wrapped(batch["input_ids"], batch["attention_mask"])
+                stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
+                # Accelerate averages over processes and micro-batches; this weight turns that average into the
+                # mean over all of the step's groups, however many each process holds (1 when all hold B).
+                weight = len(group_indices) * world * accumulation / step_groups
+                accelerator.backward(stats.loss * weight)
+            if group_indices:
+                pairs = stats.num_comparisons
+                sums += torch.tensor([stats.loss.item() * len(group_indices), stats.accuracy.item() * pairs,
+                                      stats.margin.item() * pairs, pairs], dtype=torch.float64, device=device)
+        # Metrics of all processes (every process gets them, so all stop together on NaN).
+        loss_sum, step_correct, step_margin, step_pairs = accelerator.reduce(sums, "sum").tolist()
+        if not math.isfinite(loss_sum):
+            raise _diverged(f"the loss became {loss_sum / step_groups}", step + 1, output_dir)
+        grad_norm = float(accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm))
+        if not math.isfinite(grad_norm):
+            raise _diverged(f"the gradient norm became {grad_norm}", step + 1, output_dir)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        comparisons_seen += step_pairs
+        comparisons_seen += int(step_pairs)
 
         metrics = {
-            "loss": step_loss,
+            "loss": loss_sum / step_groups,
             "accuracy": step_correct / max(step_pairs, 1),
             "margin": step_margin / max(step_pairs, 1),
-            "grad_norm": grad_norm.item(),
+            "grad_norm": grad_norm,
             "lr": scheduler.get_last_lr()[0],
         }
         window.append(metrics)
@@ -120,8 +149,9 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
             log.write({"step": step, "epoch": schedule.epoch_of(step), "split": "train", **_average(window)})
             window = []
         if eval_data is not None and (step % config.eval_steps == 0 or step == total_steps):
-            log.write({"step": step, "split": "eval", **evaluate(model, eval_data, config.eval_batch_size).to_dict()})
-        if step % config.save_steps == 0 and step < total_steps:
+            evaluation = sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
+            log.write({"step": step, "split": "eval", **evaluation})
+        if step % config.save_steps == 0 and step < total_steps and is_main and not sharded:  # DDP: all in rank 0
             state = {"step": step, "epoch": schedule.epoch_of(step), "config": config.to_dict()}
             save_checkpoint(output_dir, model, optimizer, scheduler, state, config.save_total_limit)
         for callback in callbacks:
@@ -129,10 +159,9 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     progress.close()
     elapsed = time.perf_counter() - started
 
-    eval_metrics = evaluate(model, eval_data, config.eval_batch_size).to_dict() if eval_data is not None else None
+    eval_metrics = None if eval_data is None else sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
     if config.normalize_rewards:
         _fit_normalization(model, eval_data or train_data, config.eval_batch_size)
-    model.save_pretrained(output_dir)
     summary = {
         "steps": step,
         "train_groups": len(train_data),
@@ -146,10 +175,14 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "seconds": elapsed,
         "comparisons_per_second": comparisons_seen / elapsed if elapsed > 0 else None,
         "device": str(device),
+        "num_processes": world,
         "autocast": str(autocast_dtype) if autocast_dtype else "fp32",
     }
-    (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    save_model(accelerator, wrapped, model, output_dir)
+    if is_main:
+        (output_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     log.close()
+    accelerator.wait_for_everyone()  # the model is on disk before any process goes on (and perhaps loads it)
     return TrainResult(model, output_dir, step, eval_metrics, summary)
 
 
@@ -213,9 +246,19 @@ def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> Prefer
 
 def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> None:
     """Centre and scale rewards on the reference responses (default: the validation split)."""
-    rewards = torch.cat(score_encoded_dataset(model, reference, batch_size=batch_size))
+    rewards = torch.cat(score_encoded_dataset(ShardedScorer(model), reference, batch_size=batch_size))
     scale = rewards.std().item() if rewards.numel() > 1 else 1.0
     model.set_normalization(rewards.mean().item(), scale if scale > 1e-8 else 1.0)
+
+
+class _NoLog:
+    """The metrics log of processes other than the main one, which alone writes the (reduced) metrics."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _diverged(what: str, step: int, output_dir: Path) -> TrainingDivergedError:

@@ -1,0 +1,183 @@
+"""Several processes, one job: Hugging Face Accelerate over torch.distributed.
+
+Launch any command with `accelerate launch -m rewardkit ...` or `torchrun -m rewardkit ...` (plain DDP), with
+`accelerate launch --config_file examples/accelerate/<fsdp|deepspeed...>.yaml -m rewardkit train ...`, or, on one
+machine, `rewardkit train --num-processes N`. How the work is split:
+
+- training: optimizer step s takes the groups that a 1-process run with batch `batch_size * N` takes in step s,
+  and each process takes whole groups of them, so a K-wise group is never split across processes (`shard_step`).
+- scoring and evaluation: each process scores every N-th item and every process gets all results, in input
+  order (`map_sharded`, `shard_and_score`, `sharded_evaluate`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DistributedType, GradientAccumulationPlugin, gather_object
+
+if TYPE_CHECKING:  # the model code (transformers) is imported where used: `train --num-processes` relaunches fast
+    from rewardkit.data.collate import EncodedDataset
+    from rewardkit.data.records import Text
+    from rewardkit.evaluation.pairwise import PairwiseMetrics
+    from rewardkit.model.reward_model import RewardModel, ScoreOutput
+    from rewardkit.training.config import TrainConfig
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+# ----------------------------------------------------------------------------------------------------- processes
+def use_cpu(device: str = "auto") -> bool:
+    # Without CUDA, Accelerate forms the (gloo) process group of a torchrun launch only when told it runs on the CPU;
+    # otherwise every process would silently train alone.
+    return device == "cpu" or not torch.cuda.is_available()
+
+
+def process_state() -> PartialState:
+    """This process's rank and device among the launched processes (one process when not launched)."""
+    return PartialState(cpu=use_cpu())
+
+
+def launched() -> bool:
+    """True inside a process started by `accelerate launch` or `torchrun` (both set WORLD_SIZE)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def relaunch(num_processes: int, argv: Sequence[str]) -> int:
+    """Run `rewardkit <argv>` as `num_processes` DDP processes on this machine through Accelerate's launcher.
+
+    The started processes see WORLD_SIZE and run the command themselves instead of launching again.
+    """
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu",  # Accelerate's name for multi-process DDP; on a machine without CUDA the processes use gloo
+        "--num_processes", str(num_processes),
+        "--num_machines", "1",
+        "--main_process_port", "0",  # a free port, so that two jobs on one machine do not collide
+        "--mixed_precision", "no",  # precision is rewardkit's own --precision
+        "--dynamo_backend", "no",
+        "-m", "rewardkit", *argv,
+    ]  # fmt: skip
+    return subprocess.run(command, check=False).returncode
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def build_accelerator(config: TrainConfig) -> Accelerator:
+    accelerator = Accelerator(
+        cpu=use_cpu(config.device),
+        # Passed as a plugin so ACCELERATE_GRADIENT_ACCUMULATION_STEPS cannot change it behind the trainer's back:
+        # the trainer's loss weights assume exactly this many micro-batches per step.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
+        device_placement=False,  # the trainer places the model (on one process it honours --device cuda:N)
+    )
+    if accelerator.state.deepspeed_plugin is not None:
+        # DeepSpeed wants the micro-batch size, which it would otherwise read off a prepared DataLoader.
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+    return accelerator
+
+
+def is_sharded(accelerator: Accelerator) -> bool:
+    """FSDP or DeepSpeed: weights or optimizer states are split across the processes."""
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def save_model(accelerator: Accelerator, wrapped: torch.nn.Module, model: RewardModel, directory: Path) -> None:
+    """Write `model` as a standard checkpoint from the main process.
+
+    Every process must call it: under FSDP and ZeRO-3 the full weights are first gathered from all of them.
+    """
+    if not is_sharded(accelerator):
+        if accelerator.is_main_process:
+            model.save_pretrained(directory)
+        return
+    state_dict = accelerator.get_state_dict(wrapped)  # keys of the RewardModel: "model." + the transformers model's
+    if accelerator.is_main_process:
+        hf_state_dict = {name.removeprefix("model."): tensor for name, tensor in state_dict.items()}
+        model.hf_model.save_pretrained(directory, state_dict=hf_state_dict)
+        model.tokenizer.save_pretrained(directory)
+
+
+def shard_step(micro_batches: list[list[int]], accumulation: int, rank: int, world: int) -> list[list[int]]:
+    """This process's part of one optimizer step: every `world`-th group of each micro-batch, whole groups only.
+
+    It always has `accumulation` micro-batches, some maybe empty (the short last step of an epoch), so that every
+    process runs as many forward/backward passes and gradient syncs as the others.
+    """
+    padded = micro_batches + [[] for _ in range(accumulation - len(micro_batches))]
+    return [micro[rank::world] for micro in padded]
+
+
+# ------------------------------------------------------------------------------------------- scoring, evaluation
+def map_sharded(function: Callable[[list[Item]], Sequence[Result]], items: Sequence[Item]) -> list[Result]:
+    """`function(items)` with each process doing every N-th item; every process returns all results in order."""
+    state = process_state()
+    rank, world = state.process_index, state.num_processes
+    if world == 1:
+        return list(function(list(items)))
+    mine = list(items[rank::world])
+    # Equal shares (padded with copies of the first item): under FSDP / ZeRO-3 a forward pass is a collective.
+    filler = list(items[:1]) * (-(-len(items) // world) - len(mine))
+    results = list(function(mine + filler))[: len(mine)]
+    merged: list = [None] * len(items)
+    for process, share in enumerate(gather_object([results])):  # one list per process, in rank order
+        merged[process::world] = share
+    return merged
+
+
+def shard_and_score(
+    model: RewardModel,
+    prompts: Sequence[Text],
+    responses: Sequence[Text],
+    batch_size: int = 32,
+    normalize: bool = True,
+) -> ScoreOutput:
+    """`model.score(..., return_details=True)` shared by all launched processes; each gets every row, in order."""
+    from rewardkit.model.reward_model import ScoreOutput
+
+    def score(pairs: list[tuple[Text, Text]]) -> list[tuple]:
+        out = model.score([p for p, _ in pairs], [r for _, r in pairs], batch_size, normalize, return_details=True)
+        return list(zip(out.rewards.tolist(), out.raw_rewards.tolist(), out.truncated, out.num_tokens, strict=True))
+
+    rows = map_sharded(score, list(zip(prompts, responses, strict=True)))
+    return ScoreOutput(
+        rewards=torch.tensor([row[0] for row in rows], dtype=torch.float32),
+        raw_rewards=torch.tensor([row[1] for row in rows], dtype=torch.float32),
+        truncated=[row[2] for row in rows],
+        num_tokens=[row[3] for row in rows],
+    )
+
+
+class ShardedScorer:
+    """A RewardModel whose `score_encoded` is shared by the launched processes, for `evaluate`,
+    `score_encoded_dataset` and the code built on them."""
+
+    def __init__(self, model: RewardModel):
+        self.model = model
+
+    def __getattr__(self, name: str):  # tokenizer, max_length, ...: the model's own
+        return getattr(self.model, name)
+
+    def score_encoded(
+        self, sequences: Sequence[Sequence[int]], batch_size: int = 32, autocast_dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        def score(share: list[Sequence[int]]) -> list[float]:
+            return self.model.score_encoded(share, batch_size, autocast_dtype).tolist()
+
+        return torch.tensor(map_sharded(score, sequences), dtype=torch.float32)
+
+
+def sharded_evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
+    """`evaluate` with the scoring shared by all launched processes; every process gets the same metrics."""
+    from rewardkit.evaluation.pairwise import evaluate
+
+    return evaluate(ShardedScorer(model), encoded, batch_size)  # type: ignore[arg-type]  # duck-typed RewardModel

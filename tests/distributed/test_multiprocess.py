@@ -1,0 +1,173 @@
+"""Two processes (gloo, on the CPU) train, score and evaluate like one process.
+
+One torchrun job trains with 2 x batch 2 and then scores and evaluates; it is compared with a 1-process run with
+batch 4 in this process. The step's groups fall unevenly on the ranks at the end of each epoch (19 groups, 8 per
+step: the third step has 3, so one rank holds 2 groups and the other 1, and the second micro-batch has none), where
+a plain per-rank mean would give a different gradient. A second job resumes the 2-process run through
+`rewardkit train --num-processes 2`, which starts itself again through `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed
+from safetensors.torch import load_file
+
+from rewardkit.cli import main
+from rewardkit.distributed import map_sharded, shard_step
+from tests.conftest import keyword_pairs, ranking_records, write_jsonl
+
+pytestmark = pytest.mark.skipif(
+    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()), reason="needs torch gloo"
+)
+
+AUDITED_CLI = Path(__file__).with_name("audited_cli.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}  # 2 processes share 2 cores
+TIMEOUT = 300
+
+
+def _train_args(root: Path, output: str, batch_size: int) -> list[str]:
+    return [
+        "train", "--model", str(root / "sft"), "--data", str(root / "pairs.jsonl"), str(root / "ranks.jsonl"),
+        "--eval-data", str(root / "eval.jsonl"), "--output", str(root / output), "--batch-size", str(batch_size),
+        "--grad-accum", "2", "--epochs", "2", "--lr", "1e-3", "--max-length", "64", "--save-steps", "3",
+        "--eval-steps", "3", "--logging-steps", "1", "--seed", "3", "--no-progress",
+    ]  # fmt: skip
+
+
+def _score_args(root: Path, output: str) -> list[str]:
+    model, data = str(root / "rm-2proc"), str(root / "to-score.jsonl")
+    return ["score", "--model", model, "--data", data, "--batch-size", "2", "--output", str(root / output)]
+
+
+def _eval_args(root: Path, output: str) -> list[str]:
+    model, data = str(root / "rm-2proc"), str(root / "ranks.jsonl")
+    return ["eval", "--model", model, "--data", data, "--batch-size", "3", "--output", str(root / output)]
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_sft, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    shutil.copytree(tiny_sft, root / "sft")
+    write_jsonl(root / "pairs.jsonl", keyword_pairs(15))
+    write_jsonl(root / "ranks.jsonl", ranking_records(4, k=4))  # K-wise groups: 6 comparisons each
+    write_jsonl(root / "eval.jsonl", keyword_pairs(6, seed=1))
+    write_jsonl(root / "to-score.jsonl", [{"prompt": f"Question {i}:", "response": " yes " * i} for i in range(7)])
+
+    # 2 processes: train, then score and evaluate the result, recording what each rank writes under `root`.
+    commands = [
+        _train_args(root, "rm-2proc", 2), _score_args(root, "scores-2proc.jsonl"), _eval_args(root, "eval-2proc.json")
+    ]
+    audit = tmp_path_factory.mktemp("audit")
+    (audit / "commands.json").write_text(json.dumps(commands))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    _run([*torchrun, str(AUDITED_CLI), str(audit / "commands.json"), str(root), str(audit)])
+    shutil.copytree(audit, root / "audit")
+
+    # The same in 1 process with batch 4 (2 x 2), in this process.
+    assert main(_train_args(root, "rm-1proc", 4)) == 0
+    assert main(_score_args(root, "scores-1proc.jsonl")) == 0
+    assert main(_eval_args(root, "eval-1proc.json")) == 0
+    return root
+
+
+def _records(run: Path, split: str) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["split"] == split]
+
+
+def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[name] - b[name]).abs().max().item() for name in a)
+
+
+def test_two_processes_with_batch_b_train_like_one_process_with_batch_2b(runs):
+    one, two = runs / "rm-1proc", runs / "rm-2proc"
+    train_one, train_two = _records(one, "train"), _records(two, "train")
+    assert [r["step"] for r in train_two] == [r["step"] for r in train_one] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(train_one, train_two, strict=True):
+        # The reduced loss and the norm of the synced gradient: a per-rank mean would change step 3's and 6's.
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), a["step"]
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4), a["step"]
+        assert b["accuracy"] == pytest.approx(a["accuracy"], abs=1e-6)
+    for a, b in zip(_records(one, "eval"), _records(two, "eval"), strict=True):
+        assert b["accuracy"] == a["accuracy"] and b["mean_margin"] == pytest.approx(a["mean_margin"], abs=1e-4)
+
+    initial = load_file(runs / "rm-1proc" / "checkpoints" / "step-000003" / "model.safetensors")
+    weights_one, weights_two = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    assert _max_difference(weights_one, initial) > 5e-4  # steps 4-6 alone move weights by up to ~3 x lr
+    # Measured: ~1e-5, float noise of other batch shapes that Adam amplifies where gradients are near 0 (the
+    # losses and gradient norms above are the sharper check: they agree to ~1e-6).
+    assert _max_difference(weights_one, weights_two) < 1e-4
+
+    summary_one, summary_two = (json.loads((run / "train_summary.json").read_text()) for run in (one, two))
+    assert (summary_one["num_processes"], summary_two["num_processes"]) == (1, 2)
+    assert summary_two["normalization"] == pytest.approx(summary_one["normalization"], abs=1e-4)
+
+
+def test_only_the_main_process_writes(runs):
+    rank0 = json.loads((runs / "audit" / "rank-0.json").read_text())
+    rank1 = json.loads((runs / "audit" / "rank-1.json").read_text())
+    assert rank1 == []
+    written = " ".join(rank0)
+    for expected in ("metrics.jsonl", ".tmp-step-000003/trainer_state.json", "os.rename", "train_summary.json",
+                     "scores-2proc.jsonl", "eval-2proc.json"):
+        assert expected in written
+
+
+def test_scoring_and_evaluation_are_sharded_and_merged_in_input_order(runs):
+    one = [json.loads(line) for line in (runs / "scores-1proc.jsonl").read_text().splitlines()]
+    two = [json.loads(line) for line in (runs / "scores-2proc.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in two] == [r["prompt"] for r in one] == [f"Question {i}:" for i in range(7)]
+    assert [r["reward"] for r in two] == pytest.approx([r["reward"] for r in one], abs=1e-5)
+    assert [r["truncated"] for r in two] == [r["truncated"] for r in one]
+
+    eval_one, eval_two = (json.loads((runs / name).read_text()) for name in ("eval-1proc.json", "eval-2proc.json"))
+    (metrics_one,), (metrics_two,) = eval_one.values(), eval_two.values()
+    assert metrics_two["num_comparisons"] == metrics_one["num_comparisons"] == 24
+    assert metrics_two == pytest.approx(metrics_one, abs=1e-5)
+
+
+def test_resume_with_two_processes_through_num_processes_reaches_the_same_weights(runs):
+    # An interrupted run: its step-3 checkpoint and log, nothing after.
+    resumed = runs / "rm-resumed"
+    shutil.copytree(runs / "rm-2proc" / "checkpoints", resumed / "checkpoints")
+    (resumed / "metrics.jsonl").write_text((runs / "rm-2proc" / "metrics.jsonl").read_text())
+    assert [p.name for p in (resumed / "checkpoints").iterdir()] == ["step-000003"]
+
+    argv = [*_train_args(runs, "rm-resumed", 2), "--resume", "--num-processes", "2"]
+    _run([sys.executable, "-m", "rewardkit", *argv])
+
+    straight = load_file(runs / "rm-2proc" / "model.safetensors")
+    assert _max_difference(load_file(resumed / "model.safetensors"), straight) < 1e-6
+    assert [r["step"] for r in _records(resumed, "train")] == [1, 2, 3, 4, 5, 6]
+    summary = json.loads((resumed / "train_summary.json").read_text())
+    assert summary["num_processes"] == 2
+
+
+def test_a_short_step_is_shared_in_whole_groups_with_the_same_total_weight():
+    # 3 groups left for a step of 2 micro-batches x 2 processes x 2 groups.
+    micro_batches = [[7, 1, 4]]
+    shares = [shard_step(micro_batches, accumulation=2, rank=rank, world=2) for rank in (0, 1)]
+    assert shares == [[[7, 4], []], [[1], []]]
+    # The trainer's weight per (process, micro-batch) is groups * world * accumulation / step groups; DDP and
+    # accumulation average, so the mean over the 4 passes must give each group 1/3.
+    weights = [len(micro) * 2 * 2 / 3 for share in shares for micro in share]
+    assert sum(weights) / 4 == pytest.approx(1.0)
+
+
+def test_map_sharded_in_one_process_is_a_plain_call():
+    assert map_sharded(lambda items: [x * 2 for x in items], [3, 1, 2]) == [6, 2, 4]
