@@ -186,6 +186,9 @@ def _add_demo(subparsers) -> None:
     p.add_argument("--output", default="demo-output", help="directory for the report and artifacts (demo-output)")
     p.add_argument("--quick", action="store_true", help="smaller sizes for a run under 2 minutes")
     p.add_argument("--seed", type=int, default=0, help="seed of the world and every stage (0)")
+    p.add_argument("--mitigations", action="store_true",
+                   help="also train a reward-model ensemble and a DPO policy and compare their over-optimization "
+                   "with the single RM's (adds a few minutes)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     p.set_defaults(handler=_run_demo)
 
@@ -196,8 +199,15 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
     results = run_demo(config, args.output, progress=args.progress)
+    if args.mitigations:
+        from rewardkit.demo.mitigations import MitigationsConfig, run_mitigations
+        from rewardkit.demo.mitigations import summary_lines as mitigation_lines
+
+        mitigations = MitigationsConfig.quick() if args.quick else MitigationsConfig()
+        results["mitigations"] = run_mitigations(args.output, mitigations, progress=args.progress)
     files = write_report(results, args.output)
-    print("\n".join(f"- {line}" for line in summary_lines(results)))
+    lines = summary_lines(results) + (mitigation_lines(results["mitigations"]) if args.mitigations else [])
+    print("\n".join(f"- {line}" for line in lines))
     print(f"report: {files['markdown']} (and {files['html'].name}, plots/, results.json) "
           f"in {results['seconds']['total']:.0f} s")
     return 0
@@ -208,9 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
     parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from rewardkit.dpo.cli import add_dpo_parser
+    from rewardkit.ensemble.cli import add_ensemble_parser
     from rewardkit.serving.cli import add_serve_parser
 
-    for add in (_add_demo, _add_train, _add_score, _add_eval, add_serve_parser):
+    for add in (_add_demo, _add_train, _add_score, _add_eval, add_serve_parser, add_ensemble_parser, add_dpo_parser):
         add(subparsers)
     return parser
 

@@ -106,7 +106,7 @@ def _run_stages(config: DemoConfig, output_dir: Path, progress: bool) -> dict:
         }
     results["seconds"] = clock.seconds
     results["seconds"]["total"] = round(sum(clock.seconds.values()), 2)
-    (output_dir / "results.json").write_text(json.dumps(_finite(results), indent=2))
+    (output_dir / "results.json").write_text(json.dumps(finite_json(results), indent=2))
     return results
 
 
@@ -242,7 +242,7 @@ def run_best_of_n(world: World, policy, tokenizer, proxy, observed, config: Demo
         for row in result.curve
     ]
     d, gold = np.array([row["sqrt_kl"] for row in curve]), np.array([row["gold"] for row in curve])
-    return {"curve": curve, "gold_fit": _fit_dict(fit_best_of_n(d, gold)), "peak": _peak(curve, "n"),
+    return {"curve": curve, "gold_fit": fit_to_dict(fit_best_of_n(d, gold)), "peak": gold_peak(curve, "n"),
             "sft_proxy": start["proxy"], "sft_gold": start["gold"]}
 
 
@@ -271,11 +271,12 @@ def run_ppo(world, sft_policy, tokenizer, proxy, observed, config: DemoConfig, b
     ]
     d = np.sqrt(np.maximum([p["kl"] for p in points], 0.0))
     fit = fit_rl(d, np.array([p["gold"] for p in points]))
-    return {"beta": beta, "eval": points, "log": result.log, "gold_fit": _fit_dict(fit), "peak": _peak(points, "step")}
+    return {"beta": beta, "eval": points, "log": result.log, "gold_fit": fit_to_dict(fit),
+            "peak": gold_peak(points, "step")}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _peak(curve: list[dict], key: str) -> dict:
+def gold_peak(curve: list[dict], key: str) -> dict:
     best = max(range(len(curve)), key=lambda i: curve[i]["gold"])
     return {
         key: curve[best][key],
@@ -289,17 +290,17 @@ def _peak(curve: list[dict], key: str) -> dict:
     }
 
 
-def _fit_dict(fit) -> dict:
+def fit_to_dict(fit) -> dict:
     return {"form": fit.form, "alpha": fit.alpha, "beta": fit.beta, "r2": fit.r2, "d_peak": fit.d_peak,
             "r_peak": fit.r_peak}
 
 
-def _finite(value):
+def finite_json(value):
     """JSON has no inf/nan: write them as null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     return value

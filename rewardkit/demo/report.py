@@ -114,6 +114,11 @@ def build_document(results: dict, plots: dict[str, str]) -> Document:
     doc.image(plots["ppo"], "PPO: proxy and gold reward against √KL for each KL penalty β, with fits")
     doc.image(plots["ppo_features"], "PPO: response length and list-marker rate against steps")
 
+    if "mitigations" in results:
+        from rewardkit.demo.mitigations import mitigation_blocks
+
+        doc.blocks.extend(mitigation_blocks(results["mitigations"]))
+
     doc.heading("Timings (seconds)")
     doc.table(list(results["seconds"]), [list(results["seconds"].values())])
     return doc

@@ -1,0 +1,86 @@
+"""`rewardkit dpo score|eval`: a DPO policy's implicit reward through the same scoring and pairwise evaluation
+as reward models (RewardBench's DPO modes). Register with `add_dpo_parser(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rewardkit.dpo.scorer import MODES
+
+
+def add_dpo_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dpo",
+        help="score or evaluate preference data with a DPO policy's implicit reward",
+        description="The implicit reward of a DPO policy, beta * (log pi(y|x) - log pi_ref(y|x)) summed over "
+        "response tokens, or without a reference the sum or mean of log pi(y|x) (RewardBench).",
+    )
+    commands = p.add_subparsers(dest="dpo_command", required=True, metavar="COMMAND")
+    score = commands.add_parser("score", help="write the implicit reward of every response",
+                                description="One JSON line per (prompt, response) with its implicit reward.")
+    _scorer_options(score)
+    score.add_argument("--data", required=True, help="file with prompt/response records or preference data")
+    score.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
+    score.add_argument("--output", help="JSONL output file (default: standard output)")
+    score.set_defaults(handler=_run_score)
+
+    evaluate = commands.add_parser("eval", help="pairwise accuracy of the implicit reward on labelled data",
+                                   description="Pairwise accuracy and mean margin, as `rewardkit eval` reports "
+                                   "them for reward models.")
+    _scorer_options(evaluate)
+    evaluate.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
+    evaluate.add_argument("--format", default="auto", help="data format (auto)")
+    evaluate.add_argument("--output", help="JSON file for the metrics (default: only print)")
+    evaluate.set_defaults(handler=_run_eval)
+
+
+def _scorer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", required=True, help="the DPO-trained causal LM: local directory or hub id")
+    p.add_argument("--ref", help="the reference model DPO started from (needed for --mode reference)")
+    p.add_argument("--mode", choices=MODES, help="reference (default with --ref), sum (default without), mean")
+    p.add_argument("--beta", type=float, default=0.1, help="DPO's beta, scales the reference-mode reward (0.1)")
+    p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+
+
+def _scorer(args: argparse.Namespace):
+    from rewardkit.dpo.scorer import DPOScorer
+
+    return DPOScorer.from_pretrained(args.policy, args.ref, beta=args.beta, mode=args.mode, max_length=args.max_length)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from rewardkit.scoring import read_scoring_inputs
+
+    scorer = _scorer(args)
+    items = read_scoring_inputs(args.data, args.format)
+    rewards = scorer.score([i["prompt"] for i in items], [i["response"] for i in items], batch_size=args.batch_size)
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        for item, reward in zip(items, rewards.tolist(), strict=True):
+            out.write(json.dumps({**item, "reward": reward}) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"scored {len(items)} responses ({scorer.mode}) -> {args.output}")
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from rewardkit.data import load_preferences
+
+    scorer = _scorer(args)
+    results = {source: scorer.evaluate(load_preferences(source, format=args.format), args.batch_size).to_dict()
+               for source in args.data}
+    print(f"{'dataset':<48} {'mode':<10} {'accuracy':>9} {'margin':>8} {'pairs':>7}")
+    for source, m in results.items():
+        print(f"{source[-48:]:<48} {scorer.mode:<10} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} "
+              f"{m['num_comparisons']:>7d}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2))
+        print(f"metrics -> {args.output}")
+    return 0

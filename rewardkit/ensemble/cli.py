@@ -1,0 +1,169 @@
+"""`rewardkit ensemble train|score|eval`: reward-model ensembles from the command line.
+
+Register with `add_ensemble_parser(subparsers)`; each handler takes the parsed args and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from rewardkit.ensemble.aggregate import AGGREGATES
+
+
+def add_ensemble_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ensemble",
+        help="train and score reward-model ensembles (mean, worst-case, uncertainty-weighted)",
+        description="Ensembles of reward models differing in seed and optionally in bootstrap resamples of the "
+        "data (Coste et al. 2023). An ensemble directory holds standard reward-model checkpoints and an "
+        "ensemble.json manifest.",
+    )
+    commands = p.add_subparsers(dest="ensemble_command", required=True, metavar="COMMAND")
+    _add_train(commands)
+    _add_score(commands)
+    _add_eval(commands)
+
+
+def _aggregation_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--aggregate", choices=AGGREGATES, help="mean, min (worst case) or uwo (mean - lambda * std); "
+                   "default: the ensemble's own")
+    p.add_argument("--lambda", dest="lam", type=float, help="uwo's penalty on disagreement (default: the ensemble's)")
+
+
+# ------------------------------------------------------------------------------------------------------ train
+def _train_options() -> argparse.ArgumentParser:
+    """`rewardkit train`'s options, reused as a parent parser so the two commands never drift apart."""
+    from rewardkit.cli import _add_train
+
+    holder = argparse.ArgumentParser(add_help=False).add_subparsers()
+    _add_train(holder)
+    return holder.choices["train"]
+
+
+def _add_train(commands) -> None:
+    p = commands.add_parser(
+        "train",
+        parents=[_train_options()],
+        conflict_handler="resolve",
+        help="train N reward models with one command",
+        description="Train --members reward models like `rewardkit train` (same options), member i with seed "
+        "--seed + i, optionally each on a bootstrap resample of the training records; all share one validation "
+        "split. Writes member-<i>/ checkpoints and ensemble.json into --output.",
+    )
+    p.add_argument("--members", type=int, default=4, help="number of reward models (4)")
+    p.add_argument("--bootstrap", action="store_true", help="train each member on a resample with replacement")
+    p.add_argument("--aggregate", choices=AGGREGATES, default="mean", help="default aggregation saved (mean)")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="default uwo lambda saved (0.5)")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from rewardkit.ensemble.train import EnsembleConfig, train_ensemble
+    from rewardkit.errors import RewardkitError
+    from rewardkit.training import TrainConfig
+
+    if (getattr(args, "num_processes", None) or 1) > 1:
+        raise RewardkitError("ensemble train runs its members one after another in one process; "
+                             "--num-processes is not supported here")
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}  # the train options, not launcher settings
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k in fields}
+    if args.config:
+        config = TrainConfig.from_yaml(args.config, **overrides)
+    else:
+        config = TrainConfig(**{"output_dir": "runs/reward-ensemble", **overrides})
+    result = train_ensemble(config, EnsembleConfig(args.members, args.bootstrap, args.aggregate, args.lam))
+    for entry in result.ensemble.manifest["members"]:
+        accuracy = entry["eval_accuracy"]
+        print(f"{entry['path']}: seed {entry['seed']}" + (f", eval accuracy {accuracy:.3f}" if accuracy else ""))
+    print(f"ensemble of {len(result.ensemble.members)} reward models -> {result.output_dir}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ score
+def _add_score(commands) -> None:
+    p = commands.add_parser(
+        "score",
+        help="score responses with an ensemble: aggregated reward and per-example disagreement",
+        description="Write one JSON line per (prompt, response): the aggregated reward, the mean, min and std "
+        "(disagreement) over members, and each member's normalized reward.",
+    )
+    p.add_argument("--model", required=True, help="ensemble directory (from `rewardkit ensemble train`)")
+    p.add_argument("--data", required=True, help="file with prompt/response records or preference data")
+    p.add_argument("--output", help="JSONL output file (default: standard output)")
+    p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    _aggregation_options(p)
+    p.set_defaults(handler=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from rewardkit.ensemble.ensemble import RewardEnsemble
+    from rewardkit.scoring import read_scoring_inputs
+
+    ensemble = RewardEnsemble.from_pretrained(args.model)
+    items = read_scoring_inputs(args.data, args.format)
+    output = ensemble.score([item["prompt"] for item in items], [item["response"] for item in items],
+                            batch_size=args.batch_size, aggregate=args.aggregate, lam=args.lam, return_details=True)
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        for i, item in enumerate(items):
+            out.write(json.dumps({
+                **item,
+                "reward": output.rewards[i].item(),
+                "mean": output.mean[i].item(),
+                "min": output.min[i].item(),
+                "std": output.std[i].item(),
+                "members": output.member_rewards[:, i].tolist(),
+                "truncated": output.truncated[i],
+            }) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"scored {len(items)} responses with {len(ensemble.members)} members "
+              f"({args.aggregate or ensemble.aggregate}) -> {args.output}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------- eval
+def _add_eval(commands) -> None:
+    p = commands.add_parser(
+        "eval",
+        help="pairwise accuracy of every member and every aggregation",
+        description="Pairwise accuracy and mean margin of each member and of the mean, min and uwo aggregations "
+        "on labelled preference data (each member scores every response once).",
+    )
+    p.add_argument("--model", required=True, help="ensemble directory")
+    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
+    p.add_argument("--format", default="auto", help="data format (auto)")
+    p.add_argument("--lambda", dest="lam", type=float, help="uwo's penalty on disagreement (default: the ensemble's)")
+    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from rewardkit.data import load_preferences
+    from rewardkit.data.collate import encode_dataset
+    from rewardkit.ensemble.ensemble import RewardEnsemble
+    from rewardkit.ensemble.evaluation import evaluate_ensemble
+
+    ensemble = RewardEnsemble.from_pretrained(args.model)
+    results = {}
+    for source in args.data:
+        encoded = encode_dataset(load_preferences(source, format=args.format), ensemble.tokenizer, ensemble.max_length)
+        metrics = evaluate_ensemble(ensemble, encoded, args.batch_size, args.lam)
+        results[source] = {name: m.to_dict() for name, m in metrics.items()}
+    print(f"{'dataset':<40} {'scorer':<10} {'accuracy':>9} {'margin':>8} {'pairs':>7}")
+    for source, by_scorer in results.items():
+        for name, m in by_scorer.items():
+            print(f"{source[-40:]:<40} {name:<10} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} "
+                  f"{m['num_comparisons']:>7d}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2))
+        print(f"metrics -> {args.output}")
+    return 0
