@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 logger = logging.getLogger("rewardkit")
 
@@ -132,47 +131,6 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------------- eval
-def _add_eval(subparsers) -> None:
-    p = subparsers.add_parser(
-        "eval",
-        help="pairwise accuracy of a reward model on labelled preference data",
-        description="Pairwise accuracy (equal rewards count half; pairs labelled as ties are left out and "
-        "counted), mean margin, and the number of comparisons scored. Prints a table and writes JSON.",
-    )
-    p.add_argument("--model", required=True, help="reward model directory")
-    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
-    p.add_argument("--format", default="auto", help="data format (auto)")
-    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
-    p.set_defaults(handler=_run_eval)
-
-
-def _run_eval(args: argparse.Namespace) -> int:
-    from rewardkit.data import load_preferences
-    from rewardkit.data.collate import encode_dataset
-    from rewardkit.distributed import process_state, sharded_evaluate
-    from rewardkit.model import RewardModel
-
-    state = process_state()  # launched as N processes, each scores 1/N of the responses
-    model = RewardModel.from_pretrained(args.model).to(state.device)
-    results = {}
-    for source in args.data:
-        encoded = encode_dataset(load_preferences(source, format=args.format), model.tokenizer, model.max_length)
-        metrics = sharded_evaluate(model, encoded, args.batch_size).to_dict()
-        results[source] = {**metrics, "truncated": encoded.num_truncated}
-    if not state.is_main_process:
-        return 0
-    print(f"{'dataset':<48} {'accuracy':>9} {'margin':>8} {'pairs':>7} {'ties':>5} {'truncated':>9}")
-    for source, m in results.items():
-        print(f"{source[-48:]:<48} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} {m['num_comparisons']:>7d} "
-              f"{m['num_tied_labels']:>5d} {m['truncated']:>9d}")
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2))
-        print(f"metrics -> {args.output}")
-    return 0
-
-
 # ------------------------------------------------------------------------------------------------------- demo
 def _add_demo(subparsers) -> None:
     p = subparsers.add_parser(
@@ -218,11 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
     parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from rewardkit.audit.cli import add_audit_parser
     from rewardkit.dpo.cli import add_dpo_parser
     from rewardkit.ensemble.cli import add_ensemble_parser
+    from rewardkit.evaluation.cli import add_eval_parser
     from rewardkit.serving.cli import add_serve_parser
 
-    for add in (_add_demo, _add_train, _add_score, _add_eval, add_serve_parser, add_ensemble_parser, add_dpo_parser):
+    commands = (_add_demo, _add_train, _add_score, add_eval_parser, add_audit_parser, add_serve_parser,
+                add_ensemble_parser, add_dpo_parser)
+    for add in commands:
         add(subparsers)
     return parser
 

@@ -7,11 +7,14 @@ accuracy (their count is reported).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from rewardkit.data.collate import EncodedDataset
+from rewardkit.data.records import Comparison
 from rewardkit.model.reward_model import RewardModel
 
 
@@ -44,10 +47,24 @@ def score_encoded_dataset(
     return [torch.stack([rewards[row_of[s.input_ids]] for s in group.sequences]) for group in encoded.groups]
 
 
+def outcomes(differences: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Per comparison, r(better) - r(worse) -> 1.0 (right), 0.5 (equal rewards) or 0.0 (wrong)."""
+    d = np.asarray(differences, dtype=np.float64)
+    return (d > 0) + 0.5 * (d == 0)
+
+
 def pairwise_metrics(encoded: EncodedDataset, group_rewards: list[torch.Tensor]) -> PairwiseMetrics:
-    differences, better, worse, tied = [], [], [], 0
-    for group, rewards in zip(encoded.groups, group_rewards, strict=True):
-        for comparison in group.comparisons:
+    comparisons = [group.comparisons for group in encoded.groups]
+    return comparison_metrics(comparisons, group_rewards, encoded.num_sequences)
+
+
+def comparison_metrics(
+    comparisons: Sequence[Sequence[Comparison]], group_rewards: Sequence[torch.Tensor], num_responses: int
+) -> PairwiseMetrics:
+    """`pairwise_metrics` for any groups' comparisons (encoded or not), with one reward per response."""
+    better, worse, tied = [], [], 0
+    for group_comparisons, rewards in zip(comparisons, group_rewards, strict=True):
+        for comparison in group_comparisons:
             if comparison.prob == 0.5:
                 tied += 1
                 continue
@@ -55,19 +72,18 @@ def pairwise_metrics(encoded: EncodedDataset, group_rewards: list[torch.Tensor])
             worse.append(rewards[comparison.worse])
     if not better:
         nan = float("nan")
-        return PairwiseMetrics(nan, nan, nan, nan, 0, tied, len(encoded.groups), encoded.num_sequences)
+        return PairwiseMetrics(nan, nan, nan, nan, 0, tied, len(comparisons), num_responses)
     better_t, worse_t = torch.stack(better), torch.stack(worse)
     differences = better_t - worse_t
-    correct = (differences > 0).float() + 0.5 * (differences == 0).float()
     return PairwiseMetrics(
-        accuracy=correct.mean().item(),
+        accuracy=float(outcomes(differences.detach().cpu()).mean()),
         mean_margin=differences.mean().item(),
         better_reward_mean=better_t.mean().item(),
         worse_reward_mean=worse_t.mean().item(),
         num_comparisons=len(differences),
         num_tied_labels=tied,
-        num_groups=len(encoded.groups),
-        num_responses=encoded.num_sequences,
+        num_groups=len(comparisons),
+        num_responses=num_responses,
     )
 
 
