@@ -34,9 +34,13 @@ from rewardkit.data.records import Text
 from rewardkit.data.tokenize import EncodedSequence, encode_pair
 from rewardkit.errors import RewardkitError
 from rewardkit.model.pooling import last_token_index, position_ids_from_mask
+from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 
 PAD_TOKEN = "<|rewardkit_pad|>"
 DEFAULT_MAX_LENGTH = 512
+# Decoder batches with more padding than this are packed (several sequences per row, no padding computed): the
+# same rewards for less work. Random batches of HH-RLHF dialogues are about half padding.
+PACK_ABOVE_PADDING = 0.1
 
 
 @dataclass
@@ -198,8 +202,23 @@ class RewardModel(nn.Module):
         return (raw_rewards - offset) / scale
 
     # ----------------------------------------------------------------------------------------------- forward
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Raw rewards, one per row, for left- or right-padded batches."""
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, share_prefix: bool | None = None
+    ) -> torch.Tensor:
+        """Raw rewards, one per row, for left- or right-padded batches.
+
+        Decoder rows that share a prefix (a prompt with several responses) can have it computed once, and batches
+        that are mostly padding are packed into one forward without the padding (`prefix_sharing`). Rewards and
+        gradients equal the padded forward's up to float rounding. `share_prefix=None` shares when no gradient is
+        recorded (scoring, evaluation, serving); training passes True to share too.
+        """
+        share = not torch.is_grad_enabled() if share_prefix is None else share_prefix
+        if supports_packing(self) and (share or _padding_share(attention_mask) > PACK_ABOVE_PADDING):
+            return packed_rewards(self, unpad(input_ids, attention_mask), share_prefix=share)
+        return self.padded_forward(input_ids, attention_mask)
+
+    def padded_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The plain forward over the padded batch (the reference the packed forward is tested against)."""
         if not self.is_decoder:
             return self.model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1)
         hf_model = self.hf_model
@@ -222,14 +241,22 @@ class RewardModel(nn.Module):
     def score_encoded(
         self, sequences: Sequence[Sequence[int]], batch_size: int = 32, autocast_dtype: torch.dtype | None = None
     ) -> torch.Tensor:
-        """Raw rewards for token-id sequences; batches are formed from length-sorted rows to cut padding."""
+        """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward.
+
+        Decoder batches keep sequences that share a prefix together (a prompt scored with several responses), so
+        the forward computes it once, and group sequences of similar length (`prefix_sharing.scoring_batches`);
+        other models get length-sorted padded batches.
+        """
         was_training = self.training
         self.eval()
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        if supports_packing(self):  # prompts shared across the batch's sequences are computed once (forward)
+            batches = scoring_batches(self, sequences, batch_size)
+        else:
+            order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+            batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rewards = torch.empty(len(sequences), dtype=torch.float32)
         device = self.device
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 batch_rewards = self(input_ids.to(device), attention_mask.to(device))
@@ -254,6 +281,10 @@ class RewardModel(nn.Module):
         if not return_details:
             return rewards
         return ScoreOutput(rewards, raw, [e.truncated for e in encoded], [len(e.input_ids) for e in encoded])
+
+
+def _padding_share(attention_mask: torch.Tensor) -> float:
+    return 1.0 - attention_mask.sum().item() / max(attention_mask.numel(), 1)
 
 
 def _model_max_length(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> int:

@@ -1,0 +1,308 @@
+"""Shared pieces of the throughput benchmarks: the model, the data, FLOP and memory accounting, timing, results.
+
+The model is built from a config (no downloads): a ~3.3M-parameter Llama with a byte-level BPE tokenizer trained
+on the benchmark's own text, saved like an SFT checkpoint so both rewardkit and TRL load it by path. Timings are
+taken in one process, systems alternating after a warm-up, and summarized by medians (other people's jobs share
+this machine's cores, so single runs are noisy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gzip
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from rewardkit.data import PreferenceDataset, PreferenceGroup, load_preferences
+from rewardkit.data.tokenize import encode_pair
+from rewardkit.testing import build_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+HH_PATH = REPO.parent / "shared" / "data" / "hh-rlhf-harmless" / "pairs.jsonl.gz"
+
+
+# ----------------------------------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class ModelSpec:
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    intermediate_size: int = 480
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_positions: int = 1024
+
+
+def hh_texts(dataset: PreferenceDataset) -> list[str]:
+    return [group.prompt for group in dataset] + [response for group in dataset for response in group.responses]
+
+
+def build_model_dir(directory: str | Path, corpus: list[str], spec: ModelSpec = ModelSpec(), seed: int = 0) -> Path:
+    """Train a BPE tokenizer on `corpus`, build a random-init Llama from `spec`, save both like an SFT model."""
+    directory = Path(directory)
+    tokenizer = build_tokenizer(corpus, vocab_size=spec.vocab_size)
+    tokenizer.model_max_length = spec.max_positions
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=spec.max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def parameter_counts(config) -> tuple[int, int]:
+    """(all parameters of the reward model, those outside the embedding) for a Llama config."""
+    d, kv = config.hidden_size, config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
+    per_layer = 2 * d * d + 2 * d * kv + 3 * d * config.intermediate_size + 2 * d
+    non_embedding = config.num_hidden_layers * per_layer + d + d  # final norm + scalar head
+    return non_embedding + config.vocab_size * d, non_embedding
+
+
+# ------------------------------------------------------------------------------------------------------- flops
+@dataclass(frozen=True)
+class FlopCounter:
+    """Model FLOPs of useful work: 2 per multiply-add in the linear layers and in attention over real tokens.
+
+    Training costs 3x the forward (backward = 2x). Attention counts the causal (query, key) pairs a sequence
+    really has, L(L+1)/2, so neither padding nor masked-out entries are credited to anyone.
+    """
+
+    non_embedding_params: int
+    hidden_size: int
+    num_layers: int
+
+    def forward(self, tokens: int, attention_pairs: int) -> float:
+        return 2.0 * self.non_embedding_params * tokens + 4.0 * self.hidden_size * self.num_layers * attention_pairs
+
+    def train(self, tokens: int, attention_pairs: int) -> float:
+        return 3.0 * self.forward(tokens, attention_pairs)
+
+
+def causal_pairs(length: int) -> int:
+    return length * (length + 1) // 2
+
+
+def shared_prefix_work(sequences: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """(tokens, causal attention pairs) when the sequences' longest common prefix is computed once."""
+    prefix = common_prefix_length(sequences)
+    tokens = prefix + sum(len(s) - prefix for s in sequences)
+    pairs = causal_pairs(prefix) + sum(causal_pairs(len(s)) - causal_pairs(prefix) for s in sequences)
+    return tokens, pairs
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    shortest = min(len(s) for s in sequences)
+    length = 0
+    while length < shortest - 1 and all(s[length] == sequences[0][length] for s in sequences):
+        length += 1
+    return length
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:
+    """Best FLOP/s of a large square torch.matmul: the practical ceiling MFU is measured against."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    torch.matmul(a, b)  # warm-up (thread pool, kernels)
+    synchronize(device)
+    best, started, runs = math.inf, time.perf_counter(), 0
+    while runs < 2 or time.perf_counter() - started < seconds:
+        runs += 1
+        tick = time.perf_counter()
+        torch.matmul(a, b)
+        synchronize(device)
+        best = min(best, time.perf_counter() - tick)
+    return 2.0 * size**3 / best
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------------------------------ memory
+def _release_freed_memory() -> None:
+    """Hand freed heap back to the OS so the next run's RSS peak is its own, not a previous run's leftovers."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device) -> Iterator[dict]:
+    """Peak process RSS (sampled every 5 ms) and, on GPU, torch.cuda.max_memory_allocated, in MiB."""
+    _release_freed_memory()
+    process, record, stop = psutil.Process(), {}, threading.Event()
+    baseline = process.memory_info().rss
+    peak = [baseline]
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield record
+    finally:
+        stop.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        record["peak_rss_mib"] = peak[0] / 2**20
+        record["rss_growth_mib"] = (peak[0] - baseline) / 2**20
+        if device.type == "cuda":
+            record["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+
+# ------------------------------------------------------------------------------------------------------ timing
+def run_alternating(
+    systems: dict[str, Callable[[], dict]], repeats: int, device: torch.device, warmup: bool = True, log=print
+) -> dict[str, list[dict]]:
+    """Run every system `repeats` times, interleaved and in a rotating order, after one warm-up run each.
+
+    A system is called as `system(warmup=...)` (a warm-up may do less work) and returns at least {"seconds"}.
+    """
+    names = list(systems)
+    if warmup:
+        for name in names:
+            log(f"  warm-up  {name}")
+            systems[name](warmup=True)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            with peak_memory(device) as memory:
+                result = systems[name](warmup=False)
+            runs[name].append({**result, **memory})
+            log(f"  repeat {repeat + 1}/{repeats}  {name:<34} {result['seconds']:7.2f} s")
+    return runs
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(runs: list[dict], keys: Sequence[str]) -> dict:
+    """Median of each key over the repeats (and the raw values, for the JSON)."""
+    return {key: median([run[key] for run in runs if run.get(key) is not None]) for key in keys} | {
+        "repeats": [{key: run.get(key) for key in keys} for run in runs]
+    }
+
+
+# -------------------------------------------------------------------------------------------------------- data
+def load_hh() -> PreferenceDataset:
+    if not HH_PATH.exists():
+        raise SystemExit(f"{HH_PATH} is missing: the benchmarks read ../shared/data beside the repository")
+    return load_preferences(str(HH_PATH), format="dialogue", on_error="skip")  # 4 records have empty replies
+
+
+def with_eos(dataset: PreferenceDataset, eos: str) -> PreferenceDataset:
+    """Append EOS to every response, as TRL's RewardTrainer does to its strings, so both tokenize identically."""
+    for group in dataset.groups:
+        group.responses = [response if response.endswith(eos) else response + eos for response in group.responses]
+    return dataset
+
+
+def group_fits(group: PreferenceGroup, tokenizer: PreTrainedTokenizerFast, max_length: int) -> bool:
+    """Every (prompt, response) fits `max_length`: rewardkit truncates nothing, TRL filters nothing."""
+    return all(len(encode_pair(group.prompt, r, tokenizer, 10**6).input_ids) <= max_length for r in group.responses)
+
+
+def fits(dataset: PreferenceDataset, tokenizer: PreTrainedTokenizerFast, max_length: int) -> PreferenceDataset:
+    return PreferenceDataset([g for g in dataset if group_fits(g, tokenizer, max_length)], name=dataset.name)
+
+
+def synthetic_rankings(dataset: PreferenceDataset, k: int, num_groups: int, seed: int = 0) -> list[dict]:
+    """K-wise ranking records built from HH text: the prompt's chosen > its rejected > K-2 replies taken from
+    other dialogues, those ordered longest first (a length-biased labeller). Long shared prompts, as in HH."""
+    rng = random.Random(seed)
+    groups = list(dataset.groups)
+    rng.shuffle(groups)
+    pool = [response for group in groups for response in group.responses]
+    records = []
+    for group in groups[:num_groups]:
+        others = sorted(rng.sample([r for r in pool if r not in group.responses], k - 2), key=len, reverse=True)
+        responses = [group.responses[0], group.responses[1], *others]
+        order = list(range(k))
+        rng.shuffle(order)  # show the responses in random order; the ranking says which is best
+        records.append({
+            "prompt": group.prompt,
+            "responses": [responses[i] for i in order],
+            "ranking": sorted(range(k), key=lambda position: order[position]),
+        })
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(record) + "\n" for record in records)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------- results
+def environment(device: torch.device) -> dict:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """`columns` is [(key, header)]; floats get 3 significant digits."""
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "n/a" if math.isnan(value) else f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(key, "")) for key, _ in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+    json_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    md_path.write_text(markdown.rstrip() + "\n")
+    return json_path, md_path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
