@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 ATTENTION_OVERHEAD = 1.25
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a tree
 SUPPORTED_ATTENTION = ("sdpa", "eager")  # implementations that take a custom 4D mask
+# Decoders whose positions come only from position_ids (rotary) and that use a given 4D mask unchanged. Others
+# (ALiBi from the mask, learned positions counted from the mask, sliding windows) keep the padded forward.
+PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "olmo", "olmo2", "granite"})
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,15 @@ class Tree:
 
 
 def supports_packing(model: RewardModel) -> bool:
-    """Causal decoders whose attention implementation takes a custom 4D mask."""
-    return model.is_decoder and getattr(model.hf_model.config, "_attn_implementation", None) in SUPPORTED_ATTENTION
+    """Causal decoders of a known kind, without a sliding window, whose attention takes a custom 4D mask."""
+    config = model.hf_model.config
+    sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    return (
+        model.is_decoder
+        and getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
+        and getattr(config, "_attn_implementation", None) in SUPPORTED_ATTENTION
+        and not sliding
+    )
 
 
 # --------------------------------------------------------------------------------------------------- planning
@@ -168,6 +178,12 @@ def pack_rows(widths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
+def _layout_cost(trees: Sequence[Tree], rows: Sequence[Sequence[int]], cost: PackingCost) -> float:
+    width = max(sum(trees[t].width for t in row) for row in rows)
+    plain = all(len(row) == 1 and len(trees[row[0]].sequences) == 1 for row in rows)
+    return len(rows) * (cost.token * width + cost.pair * width * width * (0.5 if plain else 1.0))
+
+
 # --------------------------------------------------------------------------------------------------- forward
 @dataclass
 class PackedBatch:
@@ -187,10 +203,19 @@ def plan(sequences: Sequence[Sequence[int]], cost: PackingCost, share_prefix: bo
     return plan_trees(sequences, clusters, cost)
 
 
-def pack_trees(trees: Sequence[Tree], pad_token_id: int) -> PackedBatch:
-    """Lay trees out in rows (first-fit, rows as wide as the widest tree) and build the forward's tensors."""
+def pack_trees(trees: Sequence[Tree], pad_token_id: int, cost: PackingCost) -> PackedBatch:
+    """Lay trees out in rows and build the forward's tensors, choosing the cheapest layout: rows filled first-fit
+    (as wide as the widest tree), one tree per row, or every sequence whole in its own row. Rows of one plain
+    sequence need no mask, and sdpa then skips the attention above the diagonal, which can be worth more than
+    the padding or the shared prefix saved (batches of similar lengths, prefixes shared by chance)."""
+    whole = [Tree([], [t.prefix + c], [i]) for t in trees for c, i in zip(t.continuations, t.sequences, strict=True)]
+    layouts = [
+        (trees, [[t] for t in range(len(trees))]),
+        (trees, pack_rows([tree.width for tree in trees], capacity=max(tree.width for tree in trees))),
+        (whole, [[t] for t in range(len(whole))]),
+    ]
+    trees, rows = min(layouts, key=lambda layout: _layout_cost(*layout, cost))
     widths = [tree.width for tree in trees]
-    rows = pack_rows(widths, capacity=max(widths))
     shape = (len(rows), max(sum(widths[t] for t in row) for row in rows))
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
@@ -262,7 +287,7 @@ def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
 def packed_rewards(model: RewardModel, sequences: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
     """Raw rewards of token-id sequences, in input order, from one packed forward (differentiable)."""
     cost = PackingCost.for_config(model.hf_model.config)
-    packed = pack_trees(plan(sequences, cost, share_prefix), model.tokenizer.pad_token_id)
+    packed = pack_trees(plan(sequences, cost, share_prefix), model.tokenizer.pad_token_id, cost)
     rewards = forward_packed(model, packed)
     inverse = torch.empty(len(sequences), dtype=torch.long)
     inverse[torch.tensor(packed.sequence_index)] = torch.arange(len(sequences))

@@ -76,12 +76,20 @@ def test_packed_rewards_equal_the_padded_forward(model):
 def test_shared_prefix_is_computed_once_per_group(model):
     sequences = _sequences(model)
     cost, pad = PackingCost.for_config(model.hf_model.config), model.tokenizer.pad_token_id
-    packed = pack_trees(plan(sequences, cost), pad)
+    packed = pack_trees(plan(sequences, cost), pad, cost)
     assert packed.num_tokens < sum(len(s) for s in sequences) - 2 * 20  # the 3 responses to PROMPT share it
     assert sorted(packed.sequence_index) == list(range(len(sequences)))
-    plain = pack_trees(plan(sequences, cost, share_prefix=False), pad)
+    plain = pack_trees(plan(sequences, cost, share_prefix=False), pad, cost)
     assert plain.num_tokens == sum(len(s) for s in sequences)
-    assert plain.input_ids.numel() < len(sequences) * max(len(s) for s in sequences)  # packed tighter than padding
+
+
+def test_rows_are_packed_when_padding_costs_more_than_the_causal_fast_path_saves():
+    sequences = [[7] * 100, [8] * 50, [9] * 50, [10] * 30, [11] * 20]
+    linear_heavy, attention_heavy = PackingCost(token=1e6, pair=1.0), PackingCost(token=1.0, pair=1e6)
+    packed = pack_trees(plan(sequences, linear_heavy, share_prefix=False), 0, linear_heavy)
+    assert packed.input_ids.shape == (3, 100) and not packed.plain  # [100] [50 50] [30 20]: no padding left
+    one_each = pack_trees(plan(sequences, attention_heavy, share_prefix=False), 0, attention_heavy)
+    assert one_each.input_ids.shape == (5, 100) and one_each.plain  # no mask: sdpa skips the upper triangle
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
@@ -117,6 +125,20 @@ def test_score_encoded_equals_padded_forward_in_input_order(model):
     for batch_size in (1, 4, 64):
         rewards = model.score_encoded(sequences, batch_size=batch_size)
         torch.testing.assert_close(rewards, torch.cat(expected), **TOLERANCE)
+
+
+def test_models_that_cannot_pack_keep_the_padded_forward(model):
+    sequences = _sequences(model)
+    input_ids, attention_mask = pad_sequences(sequences, model.tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = model.padded_forward(input_ids, attention_mask)
+    model.hf_model.config.sliding_window = 16  # a tree mask would ignore the window
+    try:
+        assert not supports_packing(model)
+        torch.testing.assert_close(model.score_encoded(sequences), expected, **TOLERANCE)
+    finally:
+        del model.hf_model.config.sliding_window
+    assert supports_packing(model)
 
 
 def test_prefix_clusters_prefer_longer_nested_prefixes():
