@@ -91,12 +91,17 @@ def _add_score(subparsers) -> None:
         "{'prompt', 'response'} records or any preference format (then every response is scored).",
     )
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
+    add_scoring_inputs(p)
+    p.add_argument("--raw", action="store_true", help="raw rewards, without the checkpoint's normalization")
+    p.set_defaults(handler=_run_score)
+
+
+def add_scoring_inputs(p: argparse.ArgumentParser) -> None:
+    """--data/--output/--format/--batch-size, shared by every command that writes one reward per response."""
     p.add_argument("--data", required=True, help="file with prompt/response records or preference data")
     p.add_argument("--output", help="JSONL output file (default: standard output)")
     p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
-    p.add_argument("--raw", action="store_true", help="raw rewards, without the checkpoint's normalization")
-    p.set_defaults(handler=_run_score)
 
 
 def _run_score(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from rewardkit.cli import add_scoring_inputs
 from rewardkit.ensemble.aggregate import AGGREGATES
 
 
@@ -92,10 +93,7 @@ def _add_score(commands) -> None:
         "(disagreement) over members, and each member's normalized reward.",
     )
     p.add_argument("--model", required=True, help="ensemble directory (from `rewardkit ensemble train`)")
-    p.add_argument("--data", required=True, help="file with prompt/response records or preference data")
-    p.add_argument("--output", help="JSONL output file (default: standard output)")
-    p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    add_scoring_inputs(p)
     _aggregation_options(p)
     p.set_defaults(handler=_run_score)
 
