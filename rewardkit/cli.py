@@ -43,6 +43,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
+    p.add_argument("--share-prefix", action="store_true", default=None,
+                   help="run each prompt once per group, responses attend to it (Llama-like decoders; opt-in)")
     p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank plus the head (needs peft)")
     p.add_argument("--random-init", action="store_true", default=None, help="same architecture, random weights")
     p.add_argument("--eval-steps", type=int, help="validate every N steps (100)")

@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | fp32 | bf16
     gradient_checkpointing: bool = False
+    share_prefix: bool = False  # compute a group's shared prompt once (rotary decoders; same rewards and gradients)
     lora_rank: int = 0  # > 0 trains LoRA adapters (peft) plus the scalar head
     lora_alpha: int = 16
     lora_dropout: float = 0.0

@@ -111,7 +111,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
             batch = {key: value.to(device) for key, value in collate_groups(groups, pad_id).items()}
             with accelerator.accumulate(wrapped):  # gradients are synced on the step's last micro-batch only
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    rewards = wrapped(batch["input_ids"], batch["attention_mask"])
+                    rewards = wrapped(batch["input_ids"], batch["attention_mask"], share_prefix=config.share_prefix)
                 stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
                 # Accelerate averages over processes and micro-batches; this weight turns that average into the
                 # mean over all of the step's groups, however many each process holds (1 when all hold B).
