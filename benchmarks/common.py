@@ -25,11 +25,11 @@ from pathlib import Path
 
 import psutil
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from rewardkit.data import PreferenceDataset, PreferenceGroup, load_preferences
 from rewardkit.data.tokenize import encode_pair
-from rewardkit.testing import build_tokenizer
+from rewardkit.testing import build_tiny_llama, build_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -57,21 +57,11 @@ def build_model_dir(directory: str | Path, corpus: list[str], spec: ModelSpec = 
     directory = Path(directory)
     tokenizer = build_tokenizer(corpus, vocab_size=spec.vocab_size)
     tokenizer.model_max_length = spec.max_positions
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_kv_heads,
-        max_position_embeddings=spec.max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+    model = build_tiny_llama(
+        tokenizer, spec.hidden_size, spec.num_layers, seed, intermediate_size=spec.intermediate_size,
+        num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads, max_positions=spec.max_positions,
     )
-    LlamaForCausalLM(config).save_pretrained(directory)
+    model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
 

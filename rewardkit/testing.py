@@ -46,19 +46,28 @@ def build_tokenizer(
 
 
 def build_tiny_llama(
-    tokenizer: PreTrainedTokenizerFast, hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+    tokenizer: PreTrainedTokenizerFast,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    seed: int = 0,
+    *,
+    intermediate_size: int | None = None,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    max_positions: int = 256,
 ) -> LlamaForCausalLM:
+    """A randomly initialised Llama causal LM sized by the arguments, with the tokenizer's special-token ids."""
     import torch
 
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
