@@ -68,13 +68,36 @@ def build_model_dir(directory: str | Path, corpus: list[str], spec: ModelSpec = 
 
 def parameter_counts(config) -> tuple[int, int]:
     """(all parameters of the reward model, those outside the embedding) for a Llama config."""
-    d, kv = config.hidden_size, config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
-    per_layer = 2 * d * d + 2 * d * kv + 3 * d * config.intermediate_size + 2 * d
-    non_embedding = config.num_hidden_layers * per_layer + d + d  # final norm + scalar head
+    d = config.hidden_size
+    non_embedding = config.num_hidden_layers * layer_parameter_counts(config)[0] + d + d  # final norm + scalar head
     return non_embedding + config.vocab_size * d, non_embedding
 
 
+def layer_parameter_counts(config) -> tuple[int, int]:
+    """(parameters of one decoder layer, those of its key and value projections) for a Llama config."""
+    d, kv = config.hidden_size, config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
+    return 2 * d * d + 2 * d * kv + 3 * d * config.intermediate_size + 2 * d, 2 * d * kv
+
+
 # ------------------------------------------------------------------------------------------------------- flops
+@dataclass(frozen=True)
+class Work:
+    """What a system must compute: tokens through the model and causal (query, key) attention pairs; when its
+    last layer runs only at reward tokens (rewardkit.model.last_layer), how many those are and the keys they see."""
+
+    tokens: int = 0
+    attention_pairs: int = 0
+    reward_tokens: int | None = None  # None: the last layer runs at every token
+    reward_keys: int = 0
+
+    def __add__(self, other: Work) -> Work:  # sums of full-model work; at_reward_tokens comes last
+        return Work(self.tokens + other.tokens, self.attention_pairs + other.attention_pairs)
+
+    def at_reward_tokens(self, sequences: Sequence[Sequence[int]]) -> Work:
+        """The same work with the last layer computed only at each sequence's last token."""
+        return Work(self.tokens, self.attention_pairs, len(sequences), sum(map(len, sequences)))
+
+
 @dataclass(frozen=True)
 class FlopCounter:
     """Model FLOPs of useful work: 2 per multiply-add in the linear layers and in attention over real tokens.
@@ -86,24 +109,42 @@ class FlopCounter:
     non_embedding_params: int
     hidden_size: int
     num_layers: int
+    layer_params: int
+    layer_kv_params: int
 
-    def forward(self, tokens: int, attention_pairs: int) -> float:
-        return 2.0 * self.non_embedding_params * tokens + 4.0 * self.hidden_size * self.num_layers * attention_pairs
+    @classmethod
+    def for_config(cls, config) -> FlopCounter:
+        layer, kv = layer_parameter_counts(config)
+        return cls(parameter_counts(config)[1], config.hidden_size, config.num_hidden_layers, layer, kv)
 
-    def train(self, tokens: int, attention_pairs: int) -> float:
-        return 3.0 * self.forward(tokens, attention_pairs)
+    def forward(self, work: Work) -> float:
+        linear, attention = 2.0 * self.non_embedding_params, 4.0 * self.hidden_size
+        flops = linear * work.tokens + attention * self.num_layers * work.attention_pairs
+        if work.reward_tokens is not None:  # the last layer's queries, attention and MLP at reward tokens only
+            skipped_tokens = work.tokens - work.reward_tokens
+            flops -= 2.0 * (self.layer_params - self.layer_kv_params) * skipped_tokens
+            flops -= attention * (work.attention_pairs - work.reward_keys)
+        return flops
+
+    def train(self, work: Work) -> float:
+        return 3.0 * self.forward(work)
 
 
 def causal_pairs(length: int) -> int:
     return length * (length + 1) // 2
 
 
-def shared_prefix_work(sequences: Sequence[Sequence[int]]) -> tuple[int, int]:
-    """(tokens, causal attention pairs) when the sequences' longest common prefix is computed once."""
+def plain_work(sequences: Sequence[Sequence[int]]) -> Work:
+    """Every sequence computed in full."""
+    return Work(sum(map(len, sequences)), sum(causal_pairs(len(s)) for s in sequences))
+
+
+def shared_prefix_work(sequences: Sequence[Sequence[int]]) -> Work:
+    """The sequences' longest common prefix computed once."""
     prefix = common_prefix_length(sequences)
     tokens = prefix + sum(len(s) - prefix for s in sequences)
     pairs = causal_pairs(prefix) + sum(causal_pairs(len(s)) - causal_pairs(prefix) for s in sequences)
-    return tokens, pairs
+    return Work(tokens, pairs)
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

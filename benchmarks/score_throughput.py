@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from common import (
     FlopCounter,
+    Work,
     build_model_dir,
-    causal_pairs,
     environment,
     group_fits,
     hh_texts,
@@ -41,6 +41,7 @@ from common import (
     markdown_table,
     matmul_peak,
     parameter_counts,
+    plain_work,
     resolve_device,
     run_alternating,
     shared_prefix_work,
@@ -160,15 +161,12 @@ def make_systems(workload: Workload, rm_dir: Path, device: torch.device, ablatio
 
 
 # ------------------------------------------------------------------------------------------------------ report
-def work(workload: Workload) -> dict[str, tuple[int, int]]:
-    """(tokens, causal attention pairs): every token for the loop; each shared prefix once for rewardkit."""
-    plain = (sum(map(len, workload.sequences)), sum(causal_pairs(len(s)) for s in workload.sequences))
-    shared = [0, 0]
+def work(workload: Workload) -> dict[str, Work]:
+    """Every token for the padded loops; each shared prefix once, the last layer at reward tokens, for rewardkit."""
+    shared = Work()
     for cluster in prefix_clusters(workload.sequences):
-        tokens, pairs = shared_prefix_work([workload.sequences[i] for i in cluster])
-        shared[0] += tokens
-        shared[1] += pairs
-    return {"plain": plain, "shared": tuple(shared)}
+        shared += shared_prefix_work([workload.sequences[i] for i in cluster])
+    return {"plain": plain_work(workload.sequences), "shared": shared.at_reward_tokens(workload.sequences)}
 
 
 COLUMNS = [
@@ -194,17 +192,17 @@ def report_rows(workload: Workload, runs: dict, outputs: dict, flops: FlopCounte
     rows = []
     for name, summary in summaries.items():
         seconds = summary.pop("seconds")
-        tokens, pairs = works["plain" if name in ("transformers", "sorted-padded") else "shared"]
+        computed = works["plain" if name in ("transformers", "sorted-padded") else "shared"]
         rows.append({
             "workload": workload.name,
             "system": name,
             "sequences_per_s": len(workload.sequences) / seconds,
             "vs_transformers": baseline / seconds,
-            "tokens_per_s": tokens / seconds,
-            "mfu_fp32_pct": 100 * flops.forward(tokens, pairs) / seconds / peak,
+            "tokens_per_s": computed.tokens / seconds,
+            "mfu_fp32_pct": 100 * flops.forward(computed) / seconds / peak,
             "seconds": seconds,
             "max_abs_diff": (outputs[name] - reference).abs().max().item(),
-            "tokens": tokens,
+            "tokens": computed.tokens,
             **summary,
         })
     return rows
@@ -240,8 +238,8 @@ def main() -> None:
     RewardModel.from_sft(sft_dir, max_length=args.max_length).save_pretrained(rm_dir)
     tokenizer = AutoTokenizer.from_pretrained(rm_dir)
     config = AutoModelForSequenceClassification.from_pretrained(rm_dir).config
-    total_params, non_embedding = parameter_counts(config)
-    flops = FlopCounter(non_embedding, config.hidden_size, config.num_hidden_layers)
+    total_params, _ = parameter_counts(config)
+    flops = FlopCounter.for_config(config)
     peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
     print(f"model: {total_params / 1e6:.2f}M parameters; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; {args.threads} thread(s)")

@@ -14,12 +14,11 @@ Systems:
   trl                  RewardTrainer + RewardConfig; gradient_checkpointing=False (its default is True, which
                        would slow it down), bf16 only where rewardkit also uses it (GPU); strings rendered exactly
                        as rewardkit renders them, EOS appended to every response for both (TRL appends it anyway)
-  rewardkit-padded     train() with packing switched off: one padded forward per micro-batch (rewardkit before
-                       the packed forward; shows what packing alone is worth)
-  rewardkit            the public `rewardkit.training.train(TrainConfig(...))`, as shipped: batches that are mostly
-                       padding are packed (RewardModel.forward)
-  rewardkit+prefix     the same train() with `share_prefix=True` in its forward call: what wiring
-                       `model(ids, mask, share_prefix=True)` into trainer.py gives (patched here, not yet wired)
+  rewardkit-padded     train() with share_prefix=False and packing switched off: one padded forward per micro-batch
+                       (each distinct response once; what grouping alone is worth)
+  rewardkit-no-prefix  train() with share_prefix=False: batches that are mostly padding are packed (RewardModel.forward)
+  rewardkit            the public `rewardkit.training.train(TrainConfig(...))` as shipped: each group's prompt is
+                       computed once and its responses attend to it (share_prefix=True, the default), packed
 Both get the same learning rate, cosine schedule without warmup, AdamW (weight decay 0), grad clip 1.0, seed,
 comparisons per optimizer step and number of steps. Timed: the training loop only (TRL's train_runtime,
 rewardkit's summary["seconds"]); no evaluation or saving inside it. Systems alternate in one process after a
@@ -46,8 +45,8 @@ from pathlib import Path
 import torch
 from common import (
     FlopCounter,
+    Work,
     build_model_dir,
-    causal_pairs,
     environment,
     fits,
     group_fits,
@@ -57,6 +56,7 @@ from common import (
     matmul_peak,
     median,
     parameter_counts,
+    plain_work,
     resolve_device,
     run_alternating,
     shared_prefix_work,
@@ -78,7 +78,7 @@ from rewardkit.model import reward_model as reward_model_module
 from rewardkit.model.prefix_sharing import ATTENTION_OVERHEAD, PackingCost, tree_attention_mask
 from rewardkit.training import TrainConfig, train
 
-SYSTEMS = ("trl", "rewardkit-padded", "rewardkit", "rewardkit+prefix")
+SYSTEMS = ("trl", "rewardkit-padded", "rewardkit-no-prefix", "rewardkit")
 
 
 @dataclass
@@ -136,23 +136,23 @@ def make_workloads(args, hh: PreferenceDataset, tokenizer, workdir: Path) -> lis
     return workloads
 
 
-def work(workload: Workload, tokenizer, max_length: int) -> dict[str, tuple[int, int]]:
-    """(tokens, causal attention pairs) each system must compute for one epoch: the FLOPs MFU credits."""
+def work(workload: Workload, tokenizer, max_length: int) -> dict[str, Work]:
+    """What each system must compute for one epoch: the FLOPs MFU credits."""
     encoded = encode_dataset(workload.train_set, tokenizer, max_length)
-    per_pair = per_unique = per_shared = (0, 0)
+    per_pair, per_unique, per_shared, distinct = Work(), Work(), Work(), []
     for group in encoded.groups:
         ids = [s.input_ids for s in group.sequences]
-        for c in group.comparisons:
-            seqs = (ids[c.better], ids[c.worse])
-            per_pair = _add(per_pair, (sum(map(len, seqs)), sum(causal_pairs(len(s)) for s in seqs)))
-        unique = set(ids)
-        per_unique = _add(per_unique, (sum(map(len, unique)), sum(causal_pairs(len(s)) for s in unique)))
-        per_shared = _add(per_shared, shared_prefix_work(sorted(unique)))
-    return {"trl": per_pair, "rewardkit-padded": per_unique, "rewardkit": per_unique, "rewardkit+prefix": per_shared}
-
-
-def _add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
-    return a[0] + b[0], a[1] + b[1]
+        per_pair += plain_work([ids[i] for c in group.comparisons for i in (c.better, c.worse)])
+        unique = sorted(set(ids))
+        per_unique += plain_work(unique)
+        per_shared += shared_prefix_work(unique)
+        distinct += unique
+    return {
+        "trl": per_pair,
+        "rewardkit-padded": per_unique,  # padded_forward: the last layer at every token
+        "rewardkit-no-prefix": per_unique.at_reward_tokens(distinct),  # packed (batches here are >10% padding)
+        "rewardkit": per_shared.at_reward_tokens(distinct),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- systems
@@ -168,8 +168,6 @@ def patched(owner, name: str, value):
 
 
 def variant(name: str):
-    if name == "rewardkit+prefix":  # the one-line trainer change: forward(..., share_prefix=True)
-        return patched(RewardModel, "forward", functools.partialmethod(RewardModel.forward, share_prefix=True))
     if name == "rewardkit-padded":  # never pack
         return patched(reward_model_module, "PACK_ABOVE_PADDING", math.inf)
     return contextlib.nullcontext()
@@ -195,6 +193,7 @@ def run_rewardkit(workload: Workload, args, model_dir: Path, workdir: Path, step
         logging_steps=10**9,
         normalize_rewards=False,
         progress_bar=False,
+        share_prefix=name == "rewardkit",
     )
     with variant(name):
         result = train(config)
@@ -283,7 +282,7 @@ def report_rows(workload: Workload, runs: dict, works: dict, flops: FlopCounter,
     rates = {name: workload.comparisons / summary["seconds"] for name, summary in summaries.items()}
     rows = []
     for name, summary in summaries.items():
-        tokens, attention_pairs = works[name]
+        tokens = works[name].tokens
         seconds = summary.pop("seconds")
         rows.append({
             "workload": workload.name,
@@ -291,7 +290,7 @@ def report_rows(workload: Workload, runs: dict, works: dict, flops: FlopCounter,
             "comparisons_per_s": rates[name],
             "vs_trl": rates[name] / rates["trl"] if "trl" in rates else float("nan"),
             "tokens_per_s": tokens / seconds,
-            "mfu_fp32_pct": 100 * flops.train(tokens, attention_pairs) / seconds / peak,
+            "mfu_fp32_pct": 100 * flops.train(works[name]) / seconds / peak,
             "seconds": seconds,
             "tokens_per_epoch": tokens,
             **summary,
@@ -360,7 +359,7 @@ def calibrate(model_dir: Path, device: torch.device) -> dict:
 
 
 def profile_step(workload: Workload, args, model_dir: Path) -> str:
-    """torch.profiler over two training steps of rewardkit+prefix: where the time goes (the next bottleneck)."""
+    """torch.profiler over two training steps of rewardkit (shared prefixes): where the time goes."""
     from torch.profiler import ProfilerActivity, profile
 
     from rewardkit.data.collate import collate_groups
@@ -395,7 +394,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--calibrate", action="store_true", help="measure the packing cost model's overhead")
-    parser.add_argument("--profile", action="store_true", help="profile rewardkit+prefix training steps")
+    parser.add_argument("--profile", action="store_true", help="profile rewardkit training steps")
     parser.add_argument("--output", default="train_throughput", help="results name under benchmarks/results/")
     args = parser.parse_args()
 
@@ -418,7 +417,7 @@ def main() -> None:
     hh = fits(with_eos(hh, tokenizer.eos_token), tokenizer, args.max_length)
     config = RewardModel.from_sft(model_dir).hf_model.config
     total_params, non_embedding = parameter_counts(config)
-    flops = FlopCounter(non_embedding, config.hidden_size, config.num_hidden_layers)
+    flops = FlopCounter.for_config(config)
     if args.calibrate:
         print(calibrate(model_dir, device))
         return
@@ -436,7 +435,7 @@ def main() -> None:
         works = work(workload, tokenizer, args.max_length)
         print(f"\n{workload.name}: {len(workload.train_set)} groups (K={workload.k}), {workload.comparisons} "
               f"comparisons, {workload.steps} steps of {workload.pairs_per_step} comparisons; "
-              f"tokens per epoch: " + ", ".join(f"{k} {v[0]:,}" for k, v in works.items()))
+              f"tokens per epoch: " + ", ".join(f"{k} {v.tokens:,}" for k, v in works.items()))
         systems = make_systems(workload, args, model_dir, workdir)
         runs = run_alternating(systems, args.repeats, device)
         workload_rows = report_rows(workload, runs, works, flops, peaks["fp32"])
@@ -453,10 +452,10 @@ def main() -> None:
         f"{peaks['bf16'] / 1e9:.1f} GFLOP/s (MFU is against the fp32 peak; bf16 autocast is not used on this CPU).\n\n"
         f"{table}\n\n{verdicts(rows)}\n\n"
         "comparisons/s = the epoch's comparisons / training-loop seconds. tokens/s and MFU count the tokens each "
-        "system must compute (TRL: both sequences of every pair; rewardkit: each distinct response once; "
-        "+prefix: each prompt once, too). val acc: accuracy on the same held-out comparisons after the same steps "
-        "(one epoch). `rewardkit-padded` is train() with packing switched off (rewardkit before this change); "
-        "`rewardkit+prefix` is train() with share_prefix=True patched into its forward call (not wired yet).\n"
+        "system must compute (TRL: both sequences of every pair; rewardkit-padded and -no-prefix: each distinct "
+        "response once; rewardkit: each prompt once, too). val acc: accuracy on the same held-out comparisons after "
+        "the same steps (one epoch). `rewardkit` is train() as shipped (share_prefix=True by default); "
+        "`rewardkit-no-prefix` passes share_prefix=False; `rewardkit-padded` also switches packing off.\n"
     )
     payload = {"environment": environment(device), "args": vars(args), "matmul_peak_flops": peaks,
                "parameters": total_params, "non_embedding_parameters": non_embedding, "rows": rows}

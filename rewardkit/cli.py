@@ -23,6 +23,16 @@ def _add_train(subparsers) -> None:
         "by a scalar head; the result in --output is a standard transformers checkpoint. Options not given on "
         "the command line come from --config (YAML), then from the defaults shown.",
     )
+    add_train_options(p)
+    p.set_defaults(handler=_run_train)
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of `rewardkit train` and `rewardkit ensemble train`, defined once so the two never drift apart.
+
+    Every option defaults to None, so that --config and then TrainConfig's defaults (shown in the help) fill in what
+    is left out. Also sets the `argv` default that `main()` fills in, for --num-processes to start the command again.
+    """
     p.add_argument("--model", help="SFT causal LM: local directory or Hugging Face model id")
     p.add_argument("--data", nargs="+", help="training data: .jsonl/.json/.csv/.parquet files or dataset ids")
     p.add_argument("--output", dest="output_dir", help="directory for the trained model and checkpoints")
@@ -43,8 +53,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
-    p.add_argument("--share-prefix", action="store_true", default=None,
-                   help="run each prompt once per group, responses attend to it (Llama-like decoders; opt-in)")
+    p.add_argument("--share-prefix", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each prompt once per group, its responses attending to it (Llama-like decoders; on)")
     p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank plus the head (needs peft)")
     p.add_argument("--random-init", action="store_true", default=None, help="same architecture, random weights")
     p.add_argument("--eval-steps", type=int, help="validate every N steps (100)")
@@ -60,7 +70,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None, help="hide progress bars")
     p.add_argument("--num-processes", type=int, help="data-parallel processes on this machine, started through "
                    "Accelerate (1); for several machines, FSDP or DeepSpeed use `accelerate launch -m rewardkit train`")
-    p.set_defaults(handler=_run_train, argv=[])  # main() fills in argv: --num-processes starts the same command again
+    p.set_defaults(argv=[])  # main() fills in argv: --num-processes starts the same command again
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -104,6 +114,13 @@ def add_scoring_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="JSONL output file (default: standard output)")
     p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+
+
+def add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
+    """--data/--format/--output, shared by every command that measures accuracy on labelled preference data."""
+    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
+    p.add_argument("--format", default="auto", help="data format (auto)")
+    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
 
 
 def _run_score(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from rewardkit.world.policy import build_llama
 
 TINY_CORPUS = [
     "Human: How do I bake bread? Assistant: Mix flour, water, salt and yeast, then knead and bake it.",
@@ -57,23 +59,16 @@ def build_tiny_llama(
     max_positions: int = 256,
 ) -> LlamaForCausalLM:
     """A randomly initialised Llama causal LM sized by the arguments, with the tokenizer's special-token ids."""
-    import torch
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    return build_llama(
+        tokenizer,
         hidden_size=hidden_size,
         intermediate_size=intermediate_size or hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads,
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        max_positions=max_positions,
+        seed=seed,
     )
-    return LlamaForCausalLM(config)
 
 
 def save_tiny_sft_model(directory: str | Path, pad_is_eos: bool = False, **kwargs) -> Path:

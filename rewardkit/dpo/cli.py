@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs
 from rewardkit.dpo.scorer import MODES
 
 
@@ -22,18 +23,15 @@ def add_dpo_parser(subparsers) -> None:
     score = commands.add_parser("score", help="write the implicit reward of every response",
                                 description="One JSON line per (prompt, response) with its implicit reward.")
     _scorer_options(score)
-    score.add_argument("--data", required=True, help="file with prompt/response records or preference data")
-    score.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
-    score.add_argument("--output", help="JSONL output file (default: standard output)")
+    add_scoring_inputs(score)
     score.set_defaults(handler=_run_score)
 
     evaluate = commands.add_parser("eval", help="pairwise accuracy of the implicit reward on labelled data",
                                    description="Pairwise accuracy and mean margin, as `rewardkit eval` reports "
                                    "them for reward models.")
     _scorer_options(evaluate)
-    evaluate.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
-    evaluate.add_argument("--format", default="auto", help="data format (auto)")
-    evaluate.add_argument("--output", help="JSON file for the metrics (default: only print)")
+    evaluate.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    add_evaluation_inputs(evaluate)
     evaluate.set_defaults(handler=_run_eval)
 
 
@@ -43,7 +41,6 @@ def _scorer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, help="reference (default with --ref), sum (default without), mean")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta, scales the reference-mode reward (0.1)")
     p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
 
 
 def _scorer(args: argparse.Namespace):

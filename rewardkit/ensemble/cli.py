@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from rewardkit.cli import add_scoring_inputs
+from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs, add_train_options
 from rewardkit.ensemble.aggregate import AGGREGATES
 
 
@@ -36,25 +36,15 @@ def _aggregation_options(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ train
-def _train_options() -> argparse.ArgumentParser:
-    """`rewardkit train`'s options, reused as a parent parser so the two commands never drift apart."""
-    from rewardkit.cli import _add_train
-
-    holder = argparse.ArgumentParser(add_help=False).add_subparsers()
-    _add_train(holder)
-    return holder.choices["train"]
-
-
 def _add_train(commands) -> None:
     p = commands.add_parser(
         "train",
-        parents=[_train_options()],
-        conflict_handler="resolve",
         help="train N reward models with one command",
         description="Train --members reward models like `rewardkit train` (same options), member i with seed "
         "--seed + i, optionally each on a bootstrap resample of the training records; all share one validation "
         "split. Writes member-<i>/ checkpoints and ensemble.json into --output.",
     )
+    add_train_options(p)
     p.add_argument("--members", type=int, default=4, help="number of reward models (4)")
     p.add_argument("--bootstrap", action="store_true", help="train each member on a resample with replacement")
     p.add_argument("--aggregate", choices=AGGREGATES, default="mean", help="default aggregation saved (mean)")
@@ -136,10 +126,8 @@ def _add_eval(commands) -> None:
         "on labelled preference data (each member scores every response once).",
     )
     p.add_argument("--model", required=True, help="ensemble directory")
-    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
-    p.add_argument("--format", default="auto", help="data format (auto)")
+    add_evaluation_inputs(p)
     p.add_argument("--lambda", dest="lam", type=float, help="uwo's penalty on disagreement (default: the ensemble's)")
-    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
     p.set_defaults(handler=_run_eval)
 

@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+from rewardkit.cli import add_evaluation_inputs
 from rewardkit.errors import RewardkitError
 
 logger = logging.getLogger("rewardkit")
@@ -26,9 +27,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         "JSON (--output) and a Markdown/HTML report with plots (--report).",
     )
     p.add_argument("--model", required=True, help="reward model directory")
-    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
-    p.add_argument("--format", default="auto", help="data format (auto)")
-    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
+    add_evaluation_inputs(p)
     p.add_argument("--report", help="directory for report.md, report.html, plots/*.png and metrics.json")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
     p.add_argument("--max-length", type=int, help="override the checkpoint's max tokens per prompt+response")

@@ -21,7 +21,8 @@ dense over its width, so a cost model decides how many continuations share one c
     rewards = forward_groups(model, batch)                          # the same, on a collate_groups batch
 
 RewardModel.forward shares prefixes by default when no gradient is recorded (scoring, evaluation, serving) and
-packs batches that are mostly padding; training opts in with `share_prefix=True`.
+packs batches that are mostly padding; training shares them too (TrainConfig.share_prefix, on by default). Where
+the decoder's layers are laid out like Llama's, the last layer runs only at reward tokens (`last_layer`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from rewardkit.data.collate import pad_sequences
+from rewardkit.model.last_layer import backbone_at_reward_tokens, supports_last_layer_skip
 
 if TYPE_CHECKING:
     from rewardkit.model.reward_model import RewardModel
@@ -267,20 +269,23 @@ def tree_attention_mask(tree_ids: torch.Tensor, segments: torch.Tensor) -> torch
 def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
     """Raw rewards in `packed.sequence_index` order, from one forward of the backbone."""
     hf_model, device = model.hf_model, model.device
-    # Rows of one right-padded sequence need no mask: causal attention is exact for every real token, and
-    # without a mask sdpa skips the blocks above the diagonal.
-    mask = None if packed.plain else tree_attention_mask(packed.tree_ids.to(device), packed.segments.to(device))
-    if mask is not None and hf_model.config._attn_implementation == "eager":  # eager adds the mask to the scores
+    # Rows of one right-padded sequence need no mask under sdpa: causal attention is exact for every real token,
+    # and without a mask sdpa skips the blocks above the diagonal. Eager attention is causal only through a mask.
+    eager = hf_model.config._attn_implementation == "eager"
+    mask = None
+    if eager or not packed.plain:
+        mask = tree_attention_mask(packed.tree_ids.to(device), packed.segments.to(device))
+    if eager:  # eager adds the mask to the scores
         blocked = torch.finfo(hf_model.dtype).min
         mask = torch.zeros(mask.shape, dtype=hf_model.dtype, device=device).masked_fill(~mask, blocked)
     backbone = getattr(hf_model, hf_model.base_model_prefix)
-    hidden = backbone(
-        input_ids=packed.input_ids.to(device),
-        attention_mask=mask,
-        position_ids=packed.position_ids.to(device),
-        use_cache=False,
-    ).last_hidden_state
-    pooled = hidden[packed.reward_rows.to(device), packed.reward_columns.to(device)]
+    input_ids, position_ids = packed.input_ids.to(device), packed.position_ids.to(device)
+    rows, columns = packed.reward_rows.to(device), packed.reward_columns.to(device)
+    if supports_last_layer_skip(backbone):
+        pooled = backbone_at_reward_tokens(backbone, input_ids, mask, position_ids, rows, columns)
+    else:
+        hidden = backbone(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
+        pooled = hidden.last_hidden_state[rows, columns]
     return hf_model.score(pooled).squeeze(-1)
 
 

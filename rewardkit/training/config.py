@@ -42,7 +42,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | fp32 | bf16
     gradient_checkpointing: bool = False
-    share_prefix: bool = False  # compute a group's shared prompt once (rotary decoders; same rewards and gradients)
+    # Compute each group's shared prompt once, responses attending to it (rotary decoders; other models ignore it).
+    # Same rewards and gradients as the padded forward up to float rounding (tests/perf, tests/training).
+    share_prefix: bool = True
     lora_rank: int = 0  # > 0 trains LoRA adapters (peft) plus the scalar head
     lora_alpha: int = 16
     lora_dropout: float = 0.0

@@ -49,22 +49,50 @@ class SFTConfig:
         return cls(**{"num_demonstrations": 4000, "steps": 200, **overrides})
 
 
-def make_model(tokenizer: PreTrainedTokenizerFast, config: SFTConfig) -> LlamaForCausalLM:
-    torch.manual_seed(config.seed)
+def build_llama(
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    hidden_size: int,
+    intermediate_size: int,
+    num_layers: int,
+    num_heads: int,
+    max_positions: int,
+    num_kv_heads: int | None = None,
+    tie_word_embeddings: bool = False,
+    seed: int = 0,
+) -> LlamaForCausalLM:
+    """A Llama causal LM sized by the arguments, randomly initialised after `torch.manual_seed(seed)`, with the
+    tokenizer's vocabulary size and special-token ids; `num_kv_heads` defaults to `num_heads` (no GQA). The one
+    place a Llama is built from a config: the demo's policy here, `rewardkit.testing.build_tiny_llama` for tests
+    and benchmarks."""
+    torch.manual_seed(seed)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.max_positions,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads or num_heads,
+        max_position_embeddings=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
     )
-    model = LlamaForCausalLM(model_config)
+    return LlamaForCausalLM(model_config)
+
+
+def make_model(tokenizer: PreTrainedTokenizerFast, config: SFTConfig) -> LlamaForCausalLM:
+    model = build_llama(
+        tokenizer,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        max_positions=config.max_positions,
+        tie_word_embeddings=True,
+        seed=config.seed,
+    )
     # Pure ancestral sampling (no top-k / top-p): the samples follow the model's own distribution, which is
     # what best-of-n KL formulas and PPO's log-probabilities assume.
     model.generation_config = GenerationConfig(
@@ -145,9 +173,7 @@ def train_sft_policy(
     return model, tokenizer
 
 
-def save_policy(
-    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, world: World, output_dir: str
-) -> None:
+def save_policy(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, world: World, output_dir: str) -> None:
     """A normal HF checkpoint (model + tokenizer) plus `world_config.json` to rebuild the world from."""
     os.makedirs(output_dir, exist_ok=True)
     model.save_pretrained(output_dir)

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from rewardkit.testing import build_tiny_llama
 
 LINES = [
     "the cat sat on the mat",
@@ -34,20 +36,7 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def make_policy(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
+    return build_tiny_llama(tokenizer, hidden_size=32, num_heads=2, num_kv_heads=2, max_positions=64, seed=seed).eval()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -142,8 +142,9 @@ def test_config_from_yaml_with_overrides_and_unknown_keys(tmp_path):
 def test_share_prefix_training_reaches_the_same_weights_as_the_padded_path(tiny_sft, tmp_path):
     data = write_jsonl(tmp_path / "ranks.jsonl", ranking_records(12, k=4))
     common = dict(max_steps=4, eval_fraction=0.25, save_steps=100, eval_steps=100)
-    train(_config(tiny_sft, data, tmp_path / "plain", **common))
-    train(_config(tiny_sft, data, tmp_path / "shared", share_prefix=True, **common))
+    assert TrainConfig(model="m", data=["d"]).share_prefix  # the default
+    train(_config(tiny_sft, data, tmp_path / "plain", share_prefix=False, **common))
+    train(_config(tiny_sft, data, tmp_path / "shared", **common))
     plain, shared = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "shared"))
     for name in plain:
         torch.testing.assert_close(shared[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
