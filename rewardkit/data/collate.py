@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rewardkit.data.records import Comparison, PreferenceDataset
-from rewardkit.data.tokenize import EncodedSequence, encode_pair
+from rewardkit.data.tokenize import EncodedSequence, encode_pairs
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,14 @@ class EncodedDataset:
 def encode_dataset(
     dataset: PreferenceDataset, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> EncodedDataset:
-    groups, num_sequences, num_truncated = [], 0, 0
-    for group in dataset.groups:
-        sequences = tuple(encode_pair(group.prompt, response, tokenizer, max_length) for response in group.responses)
-        num_sequences += len(sequences)
-        num_truncated += sum(sequence.truncated for sequence in sequences)
-        groups.append(EncodedGroup(sequences, tuple(group.comparisons), group.source))
-    return EncodedDataset(groups, num_sequences, num_truncated)
+    pairs = [(group.prompt, response) for group in dataset.groups for response in group.responses]
+    encoded = iter(encode_pairs(pairs, tokenizer, max_length))
+    groups = [
+        EncodedGroup(tuple(next(encoded) for _ in group.responses), tuple(group.comparisons), group.source)
+        for group in dataset.groups
+    ]
+    num_truncated = sum(sequence.truncated for group in groups for sequence in group.sequences)
+    return EncodedDataset(groups, len(pairs), num_truncated)
 
 
 def pad_sequences(

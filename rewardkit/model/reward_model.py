@@ -31,7 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import Text
-from rewardkit.data.tokenize import EncodedSequence, encode_pair
+from rewardkit.data.tokenize import EncodedSequence, encode_pair, encode_pairs
 from rewardkit.errors import RewardkitError
 from rewardkit.model.pooling import last_token_index, position_ids_from_mask
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
@@ -275,7 +275,7 @@ class RewardModel(nn.Module):
         """Rewards for (prompt, response) pairs, normalized with the checkpoint's offset/scale by default."""
         if len(prompts) != len(responses):
             raise RewardkitError(f"got {len(prompts)} prompts but {len(responses)} responses; pass one per response")
-        encoded = [self.encode(prompt, response) for prompt, response in zip(prompts, responses, strict=True)]
+        encoded = encode_pairs(list(zip(prompts, responses, strict=True)), self.tokenizer, self.max_length)
         raw = self.score_encoded([e.input_ids for e in encoded], batch_size=batch_size)
         rewards = self.normalize(raw) if normalize else raw
         if not return_details:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import AutoTokenizer
 
-from rewardkit.data.tokenize import encode_pair, render
+from rewardkit.data.tokenize import encode_pair, encode_pairs, render
 
 
 def test_plain_text_joins_with_newline_unless_whitespace_is_there():
@@ -57,3 +57,13 @@ def test_chat_messages_use_the_chat_template_when_there_is_one(tiny_sft):
     assert text[:prompt_chars] == "<|user|>How do I bake bread?\n<|assistant|>"
     encoded = encode_pair(messages, answer, tokenizer, max_length=512)
     assert tokenizer.decode(encoded.input_ids[encoded.prompt_length :]).startswith("Knead")
+
+
+def test_batched_encoding_equals_one_pair_at_a_time(tiny_sft):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_sft)
+    tokenizer.chat_template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    chat = ([{"role": "user", "content": "How do I bake bread?"}], [{"role": "assistant", "content": "Knead it."}])
+    pairs = [("Question?", "Answer."), chat, ("Human: hi\n\nAssistant:", " Hello " * 40), ("Hi", " there")]
+    batched = encode_pairs(pairs, tokenizer, max_length=24)  # plain and templated texts mixed, one truncated
+    assert batched == [encode_pair(prompt, response, tokenizer, max_length=24) for prompt, response in pairs]
+    assert batched[2].truncated and not batched[0].truncated and not batched[3].truncated
