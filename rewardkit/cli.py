@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if "argv" in vars(args):
         args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
+    if False in (vars(args).get("progress"), vars(args).get("progress_bar")):  # --no-progress: transformers' too
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     from rewardkit.errors import RewardkitError
 
     try:
