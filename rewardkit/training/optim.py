@@ -8,12 +8,16 @@ import torch
 
 from rewardkit.training.config import TrainConfig
 
+FUSED_DEVICES = ("cpu", "cuda")  # where torch's fused AdamW kernel exists
+
 
 def build_optimizer(
     parameters, config: TrainConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     trainable = [p for p in parameters if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # One fused kernel for all parameters instead of a loop over tensors: a few % of a small model's step on CPU.
+    fused = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in trainable) or None
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
     warmup = int(round(config.warmup_ratio * total_steps))
 
     def lr_factor(step: int) -> float:
