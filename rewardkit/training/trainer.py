@@ -30,6 +30,7 @@ from rewardkit.data.collate import EncodedDataset, collate_groups, encode_datase
 from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.pairwise import score_encoded_dataset
+from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from rewardkit.training.config import TrainConfig
@@ -76,6 +77,11 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
 
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, resume_from).to(device)
+    share_prefix = config.share_prefix and supports_packing(model)
+    if config.share_prefix and not share_prefix and is_main:
+        model_type = getattr(model.hf_model.config, "model_type", "?")
+        logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
+                    "with sdpa or eager attention)", model_type)
     train_set, eval_set, load_report = load_train_and_eval(config)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
@@ -111,7 +117,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
             batch = {key: value.to(device) for key, value in collate_groups(groups, pad_id).items()}
             with accelerator.accumulate(wrapped):  # gradients are synced on the step's last micro-batch only
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    rewards = wrapped(batch["input_ids"], batch["attention_mask"], share_prefix=config.share_prefix)
+                    rewards = wrapped(batch["input_ids"], batch["attention_mask"], share_prefix=share_prefix)
                 stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
                 # Accelerate averages over processes and micro-batches; this weight turns that average into the
                 # mean over all of the step's groups, however many each process holds (1 when all hold B).
@@ -177,6 +183,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "device": str(device),
         "num_processes": world,
         "autocast": str(autocast_dtype) if autocast_dtype else "fp32",
+        "share_prefix": share_prefix,
     }
     save_model(accelerator, wrapped, model, output_dir)
     if is_main:

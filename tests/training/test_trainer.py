@@ -45,6 +45,7 @@ def test_training_learns_a_learnable_preference_and_writes_a_standard_checkpoint
     assert {"accuracy", "mean_margin", "better_reward_mean", "worse_reward_mean"} <= set(log[-1])
     summary = json.loads((tmp_path / "rm" / "train_summary.json").read_text())
     assert summary["train_comparisons"] == 48 and summary["eval_comparisons"] == 12
+    assert summary["share_prefix"]  # a Llama decoder: each group's prompt computed once
 
     # The output directory is a plain transformers checkpoint; normalization centres the eval rewards.
     hf_model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
