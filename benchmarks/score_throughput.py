@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import sys
 import tempfile
 import time
 import warnings
@@ -259,7 +260,7 @@ def main() -> None:
     print(f"\n{table}\n\ntotal wall time {time.perf_counter() - started:.0f} s")
     notes = (
         "# Scoring throughput: RewardModel.score vs a plain transformers loop\n\n"
-        f"`python benchmarks/score_throughput.py{'' if args.ablations else ' --no-ablations'}`; medians of "
+        f"`python benchmarks/score_throughput.py {' '.join(sys.argv[1:])}`; medians of "
         f"{args.repeats} repeats (systems alternating after a warm-up); {args.threads} torch thread(s) on {device}; "
         f"model {total_params / 1e6:.2f}M parameters; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
         f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s.\n\n{table}\n\n"
