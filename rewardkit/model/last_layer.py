@@ -9,8 +9,9 @@ Exact up to float rounding (tests/perf).
     hidden = backbone_at_reward_tokens(backbone, input_ids, mask, position_ids, rows, columns)  # [n, hidden]
 
 Only for decoder layers laid out like Llama's (input norm -> attention with q/k/v/o projections and rotary
-positions, optional per-head q/k norms -> residual -> post-attention norm -> MLP -> residual), whose parameters
-this process holds whole (not sharded by FSDP or ZeRO-3, whose hooks gather them only for the whole layer's call).
+positions, optional per-head q/k norms -> residual -> post-attention norm -> MLP -> residual), unwrapped and
+unhooked, whose parameters this process holds whole (FSDP and ZeRO-3 gather them and reduce their gradients in
+hooks on the whole layer's call, which this bypasses: they keep the full forward).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def supports_last_layer_skip(backbone: torch.nn.Module) -> bool:
     layer = backbone.layers[-1]
     attention = getattr(layer, "self_attn", None)
     if attention is None or not all(hasattr(layer, name) for name in ("input_layernorm", "post_attention_layernorm")):
+        return False
+    # The layer's own call is bypassed: nothing may hook it (FSDP2 and ZeRO-3 gather parameters and reduce gradients
+    # in hooks) or wrap it (FSDP1 wrappers, FSDP2's swapped class live in torch's modules, not the model's).
+    if layer._forward_pre_hooks or layer._forward_hooks or type(layer).__module__ != type(attention).__module__:
         return False
     weight = getattr(getattr(attention, "q_proj", None), "weight", None)
     whole = (config.num_attention_heads * attention.head_dim, config.hidden_size)

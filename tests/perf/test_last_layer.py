@@ -89,6 +89,10 @@ def test_other_layouts_and_sharded_weights_keep_the_whole_backbone():
     backbone.config.model_type = "gemma"  # scales embeddings: its backbone forward is not the Llama one
     assert not supports_last_layer_skip(backbone)
     backbone.config.model_type = "llama"
+    handle = backbone.layers[-1].register_forward_pre_hook(lambda module, args: None)  # as FSDP2 / ZeRO-3 do
+    assert not supports_last_layer_skip(backbone)
+    handle.remove()
+    assert supports_last_layer_skip(backbone)
     query = backbone.layers[-1].self_attn.q_proj
     query.weight = torch.nn.Parameter(torch.empty(0))  # what ZeRO-3 leaves outside its gather hooks
     assert not supports_last_layer_skip(backbone)
