@@ -12,6 +12,7 @@ machine, `rewardkit train --num-processes N`. How the work is split:
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # the model code (transformers) is imported where used: `trai
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------------- processes
 def use_cpu(device: str = "auto") -> bool:
@@ -70,6 +71,9 @@ def relaunch(num_processes: int, argv: Sequence[str]) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------ training
+SHARDING_LAUNCH_VARIABLES = (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+
+
 def build_accelerator(config: TrainConfig) -> Accelerator:
     accelerator = Accelerator(
         cpu=use_cpu(config.device),
@@ -80,6 +84,11 @@ def build_accelerator(config: TrainConfig) -> Accelerator:
         ),
         device_placement=False,  # the trainer places the model (on one process it honours --device cuda:N)
     )
+    requested = [name for name, variable in SHARDING_LAUNCH_VARIABLES if os.environ.get(variable) == "true"]
+    if requested and not is_sharded(accelerator) and accelerator.is_main_process:
+        # Accelerate shards only on accelerators: on the CPU a FSDP / DeepSpeed config silently becomes DDP.
+        logger.warning("%s was requested, but Accelerate runs %s here (it shards only on GPUs): every process "
+                       "holds the whole model and optimizer state", requested[0], accelerator.distributed_type.value)
     if accelerator.state.deepspeed_plugin is not None:
         # DeepSpeed wants the micro-batch size, which it would otherwise read off a prepared DataLoader.
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size

@@ -182,3 +182,19 @@ def test_a_short_step_is_shared_in_whole_groups_with_the_same_total_weight():
 
 def test_map_sharded_in_one_process_is_a_plain_call():
     assert map_sharded(lambda items: [x * 2 for x in items], [3, 1, 2]) == [6, 2, 4]
+
+
+def test_a_fsdp_config_on_the_cpu_says_it_runs_as_ddp(runs, tmp_path):
+    # examples/accelerate/fsdp.yaml with 2 CPU processes: Accelerate shards only on GPUs and runs plain DDP on the
+    # CPU. Training must say so, and still train like one process.
+    example = (Path(__file__).parents[2] / "examples" / "accelerate" / "fsdp.yaml").read_text()
+    config = example.replace("num_processes: 8", "num_processes: 2").replace("use_cpu: false", "use_cpu: true")
+    assert config != example
+    (tmp_path / "fsdp.yaml").write_text(config)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml")]
+    done = subprocess.run([*launch, "-m", "rewardkit", *_train_args(runs, "rm-fsdp-cpu", 2)], env=ENV,
+                          capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert done.stderr.count("FSDP was requested, but Accelerate runs MULTI_CPU here") == 1  # rank 0 only
+    one, two = load_file(runs / "rm-1proc" / "model.safetensors"), load_file(runs / "rm-fsdp-cpu" / "model.safetensors")
+    assert _max_difference(one, two) < 1e-4
