@@ -105,6 +105,7 @@ def _add_score(subparsers) -> None:
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
     add_scoring_inputs(p)
     p.add_argument("--raw", action="store_true", help="raw rewards, without the checkpoint's normalization")
+    p.add_argument("--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=_run_score)
 
 
@@ -137,6 +138,7 @@ def _run_score(args: argparse.Namespace) -> int:
         [item["response"] for item in items],
         batch_size=args.batch_size,
         normalize=not args.raw,
+        progress=args.progress_bar,
     )
     if not state.is_main_process:
         return 0

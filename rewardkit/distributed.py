@@ -149,12 +149,17 @@ def shard_and_score(
     responses: Sequence[Text],
     batch_size: int = 32,
     normalize: bool = True,
+    progress: bool = False,
 ) -> ScoreOutput:
-    """`model.score(..., return_details=True)` shared by all launched processes; each gets every row, in order."""
+    """`model.score(..., return_details=True)` shared by all launched processes; each gets every row, in order.
+    `progress`: a bar over the main process's share."""
     from rewardkit.model.reward_model import ScoreOutput
 
+    show = progress and process_state().is_main_process
+
     def score(pairs: list[tuple[Text, Text]]) -> list[tuple]:
-        out = model.score([p for p, _ in pairs], [r for _, r in pairs], batch_size, normalize, return_details=True)
+        prompts, responses = [p for p, _ in pairs], [r for _, r in pairs]
+        out = model.score(prompts, responses, batch_size, normalize, return_details=True, progress=show)
         return list(zip(out.rewards.tolist(), out.raw_rewards.tolist(), out.truncated, out.num_tokens, strict=True))
 
     rows = map_sharded(score, list(zip(prompts, responses, strict=True)))
@@ -170,8 +175,9 @@ class ShardedScorer:
     """A RewardModel whose `score_encoded` is shared by the launched processes, for `evaluate`,
     `score_encoded_dataset` and the code built on them."""
 
-    def __init__(self, model: RewardModel):
+    def __init__(self, model: RewardModel, progress: bool = False):
         self.model = model
+        self.progress = progress and process_state().is_main_process  # a bar over the main process's share
 
     def __getattr__(self, name: str):  # tokenizer, max_length, ...: the model's own
         return getattr(self.model, name)
@@ -180,7 +186,7 @@ class ShardedScorer:
         self, sequences: Sequence[Sequence[int]], batch_size: int = 32, autocast_dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         def score(share: list[Sequence[int]]) -> list[float]:
-            return self.model.score_encoded(share, batch_size, autocast_dtype).tolist()
+            return self.model.score_encoded(share, batch_size, autocast_dtype, progress=self.progress).tolist()
 
         return torch.tensor(map_sharded(score, sequences), dtype=torch.float32)
 

@@ -40,6 +40,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                              help="fit the temperature on this share of each dataset's prompts, measure on the rest")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the interval (1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the calibration split (0)")
+    p.add_argument("--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run_eval)
     return p
 
@@ -72,7 +73,7 @@ def run_eval(args: argparse.Namespace) -> int:
     model = RewardModel.from_pretrained(args.model, max_length=args.max_length).to(state.device)
     options = EvalOptions(batch_size=args.batch_size, bootstrap_samples=args.bootstrap, seed=args.seed,
                           sections=load_sections(args.sections) if args.sections else None,
-                          calibrate_fraction=args.calibrate_fraction)
+                          calibrate_fraction=args.calibrate_fraction, progress=args.progress_bar)
     if args.calibrate_on:
         options.temperature, count = fit_temperature_on(model, load(args.calibrate_on), args.batch_size)
         options.temperature_source = f"{args.calibrate_on} ({count} comparisons)"

@@ -102,13 +102,15 @@ def response_text(response: Text) -> str:
     return response if isinstance(response, str) else "\n".join(message["content"] for message in response)
 
 
-def score_dataset(model: RewardModel, dataset: PreferenceDataset, batch_size: int = 32) -> ScoredDataset:
+def score_dataset(
+    model: RewardModel, dataset: PreferenceDataset, batch_size: int = 32, progress: bool = False
+) -> ScoredDataset:
     """Raw rewards (each distinct sequence forwarded once) and response lengths for every group."""
     from rewardkit.distributed import ShardedScorer
 
     encoded = encode_dataset(dataset, model.tokenizer, model.max_length)
     # Under `accelerate launch` each process scores a share; every process gets all rewards, in order.
-    rewards = score_encoded_dataset(ShardedScorer(model), encoded, batch_size=batch_size)
+    rewards = score_encoded_dataset(ShardedScorer(model, progress), encoded, batch_size=batch_size)
     texts = [response_text(r) for group in dataset.groups for r in group.responses]
     ids = model.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
     counts = [len(row) for row in ids]

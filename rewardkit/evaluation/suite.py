@@ -35,11 +35,12 @@ class EvalOptions:
     temperature: float | None = None  # fitted beforehand (e.g. on --calibrate-on data) and applied as is
     temperature_source: str = ""  # what it was fitted on, for the report
     calibrate_fraction: float | None = None  # else: fit T on this share of the prompts, measure on the rest
+    progress: bool = False  # a progress bar over the sequences scored
 
 
 def evaluate_dataset(model: RewardModel, dataset: PreferenceDataset, options: EvalOptions | None = None) -> dict:
     options = options or EvalOptions()
-    return summarize(score_dataset(model, dataset, options.batch_size), options)
+    return summarize(score_dataset(model, dataset, options.batch_size, options.progress), options)
 
 
 def summarize(scored: ScoredDataset, options: EvalOptions | None = None) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -239,7 +240,11 @@ class RewardModel(nn.Module):
 
     @torch.inference_mode()
     def score_encoded(
-        self, sequences: Sequence[Sequence[int]], batch_size: int = 32, autocast_dtype: torch.dtype | None = None
+        self,
+        sequences: Sequence[Sequence[int]],
+        batch_size: int = 32,
+        autocast_dtype: torch.dtype | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward.
 
@@ -256,11 +261,14 @@ class RewardModel(nn.Module):
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rewards = torch.empty(len(sequences), dtype=torch.float32)
         device = self.device
+        bar = tqdm(total=len(sequences), desc="scoring", unit="seq", disable=not progress)
         for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 batch_rewards = self(input_ids.to(device), attention_mask.to(device))
             rewards[rows] = batch_rewards.float().cpu()
+            bar.update(len(rows))
+        bar.close()
         self.train(was_training)
         return rewards
 
@@ -271,12 +279,13 @@ class RewardModel(nn.Module):
         batch_size: int = 32,
         normalize: bool = True,
         return_details: bool = False,
+        progress: bool = False,
     ) -> torch.Tensor | ScoreOutput:
         """Rewards for (prompt, response) pairs, normalized with the checkpoint's offset/scale by default."""
         if len(prompts) != len(responses):
             raise RewardkitError(f"got {len(prompts)} prompts but {len(responses)} responses; pass one per response")
         encoded = encode_pairs(list(zip(prompts, responses, strict=True)), self.tokenizer, self.max_length)
-        raw = self.score_encoded([e.input_ids for e in encoded], batch_size=batch_size)
+        raw = self.score_encoded([e.input_ids for e in encoded], batch_size=batch_size, progress=progress)
         rewards = self.normalize(raw) if normalize else raw
         if not return_details:
             return rewards

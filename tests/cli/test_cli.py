@@ -43,18 +43,25 @@ def test_score_writes_one_line_per_response(trained, capsys):
     assert lines[0]["reward"] > lines[1]["reward"]
     assert lines[0]["truncated"] is False
 
-    assert "scored 2 responses" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "scored 2 responses" in captured.out
+    assert "scoring: 100%" in captured.err and "2/2" in captured.err  # the progress bar, on stderr
     # Preference data is accepted too: every response of every pair is scored, in order.
-    assert main(["score", "--model", str(trained / "rm"), "--data", str(trained / "pairs.jsonl"), "--raw"]) == 0
-    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["score", "--model", str(trained / "rm"), "--data", str(trained / "pairs.jsonl"), "--raw",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
     assert len(out) == 96 and [o["response_index"] for o in out[:4]] == [0, 1, 0, 1]
+    assert "scoring" not in captured.err
 
 
 def test_eval_prints_a_table_and_writes_json(trained, capsys):
     assert main(["eval", "--model", str(trained / "rm"), "--data", str(trained / "pairs.jsonl"),
                  "--output", str(trained / "eval.json")]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "accuracy" in printed and "pairs.jsonl" in printed
+    assert "scoring: 100%" in captured.err and "96/96" in captured.err
     metrics = json.loads((trained / "eval.json").read_text())[str(trained / "pairs.jsonl")]
     assert metrics["num_comparisons"] == 48 and metrics["accuracy"] >= 0.9
 

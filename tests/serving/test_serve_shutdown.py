@@ -20,6 +20,8 @@ def _refuses_connections(url: str) -> bool:
         socket.create_connection((parts.hostname, parts.port), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except OSError:  # reset or timed out while the listener closes (seen under load): ask again
+        return False
     return False
 
 
