@@ -199,8 +199,12 @@ def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardM
         model = RewardModel.from_pretrained(resume_from)
     else:  # LoRA resumes by rebuilding the same wrapper and loading its adapters (see checkpoint.py)
         model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init)
-    if config.gradient_checkpointing:
-        model.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.gradient_checkpointing:  # transformers 5 renamed it; 4.x has only the old name
+        enable = getattr(model.hf_model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.hf_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.lora_rank:
         model.model = _wrap_lora(model, config)
     return model

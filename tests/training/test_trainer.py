@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from rewardkit.errors import RewardkitError
 from rewardkit.model import RewardModel
@@ -149,3 +150,25 @@ def test_share_prefix_training_reaches_the_same_weights_as_the_padded_path(tiny_
     plain, shared = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "shared"))
     for name in plain:
         torch.testing.assert_close(shared[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_gradient_checkpointing_recomputes_activations_and_reaches_the_same_weights(tiny_sft, tmp_path, monkeypatch):
+    data = write_jsonl(tmp_path / "ranks.jsonl", ranking_records(12, k=4))
+    common = dict(max_steps=3, eval_fraction=0.25, save_steps=100, eval_steps=100, normalize_rewards=False)
+    calls = []
+    layer_forward = LlamaDecoderLayer.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return layer_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaDecoderLayer, "forward", counted)
+
+    train(_config(tiny_sft, data, tmp_path / "plain", **common))
+    plain_calls = len(calls)
+    train(_config(tiny_sft, data, tmp_path / "checkpointed", gradient_checkpointing=True, **common))
+    # Training passes run the first layer again in the backward (the last runs outside its module: last_layer.py).
+    assert len(calls) > plain_calls
+    plain, checkpointed = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "checkpointed"))
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
