@@ -34,8 +34,10 @@ def supports_last_layer_skip(backbone: torch.nn.Module) -> bool:
     if attention is None or not all(hasattr(layer, name) for name in ("input_layernorm", "post_attention_layernorm")):
         return False
     # The layer's own call is bypassed: nothing may hook it (FSDP2 and ZeRO-3 gather parameters and reduce gradients
-    # in hooks) or wrap it (FSDP1 wrappers, FSDP2's swapped class live in torch's modules, not the model's).
-    if layer._forward_pre_hooks or layer._forward_hooks or type(layer).__module__ != type(attention).__module__:
+    # in hooks; Accelerate's device-map hooks replace `forward` on the instance) or wrap it (FSDP1 wrappers, FSDP2's
+    # swapped class live in torch's modules, not the model's).
+    hooked = layer._forward_pre_hooks or layer._forward_hooks or "forward" in vars(layer)
+    if hooked or type(layer).__module__ != type(attention).__module__:
         return False
     weight = getattr(getattr(attention, "q_proj", None), "weight", None)
     whole = (config.num_attention_heads * attention.head_dim, config.hidden_size)

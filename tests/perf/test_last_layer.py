@@ -93,6 +93,11 @@ def test_other_layouts_and_sharded_weights_keep_the_whole_backbone():
     assert not supports_last_layer_skip(backbone)
     handle.remove()
     assert supports_last_layer_skip(backbone)
+    layer = backbone.layers[-1]
+    layer.forward = layer.forward  # what Accelerate's device-map hooks do (add_hook_to_module)
+    assert not supports_last_layer_skip(backbone)
+    del layer.forward
+    assert supports_last_layer_skip(backbone)
     query = backbone.layers[-1].self_attn.q_proj
     query.weight = torch.nn.Parameter(torch.empty(0))  # what ZeRO-3 leaves outside its gather hooks
     assert not supports_last_layer_skip(backbone)
