@@ -1,6 +1,6 @@
 """Scoring throughput: `RewardModel.score` (what `rewardkit score` runs) against a plain transformers loop.
 
-    python benchmarks/score_throughput.py                   # ~4 min on 2 CPU cores
+    python benchmarks/score_throughput.py --threads 2       # ~2 min on 2 idle CPU cores
     python benchmarks/score_throughput.py --repeats 5 --threads 2 --no-ablations
 
 Model: the same ~3.3M-parameter Llama as benchmarks/train_throughput.py, saved as a reward model, so both

@@ -1,6 +1,6 @@
 """Reward-model training throughput: rewardkit against TRL's RewardTrainer, same model, data, steps and seed.
 
-    python benchmarks/train_throughput.py                      # HH pairs, K=4 and K=9 rankings; ~6 min on 2 cores
+    python benchmarks/train_throughput.py --threads 2          # HH pairs, K=4 and K=9 rankings; ~2 min on 2 cores
     python benchmarks/train_throughput.py --workloads hh --repeats 5 --threads 2
     python benchmarks/train_throughput.py --calibrate          # the packing cost model's attention overhead
     python benchmarks/train_throughput.py --profile            # where rewardkit's training step spends its time
