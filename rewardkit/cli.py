@@ -7,7 +7,6 @@ with status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -127,7 +126,7 @@ def add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
 def _run_score(args: argparse.Namespace) -> int:
     from rewardkit.distributed import process_state, shard_and_score
     from rewardkit.model import RewardModel
-    from rewardkit.scoring import read_scoring_inputs
+    from rewardkit.scoring import read_scoring_inputs, write_scored
 
     state = process_state()  # launched as N processes, each scores 1/N of the items
     model = RewardModel.from_pretrained(args.model).to(state.device)
@@ -142,13 +141,8 @@ def _run_score(args: argparse.Namespace) -> int:
     )
     if not state.is_main_process:
         return 0
-    out = open(args.output, "w") if args.output else sys.stdout
-    try:
-        for item, reward, truncated in zip(items, output.rewards.tolist(), output.truncated, strict=True):
-            out.write(json.dumps({**item, "reward": reward, "truncated": truncated}) + "\n")
-    finally:
-        if args.output:
-            out.close()
+    rows = zip(items, output.rewards.tolist(), output.truncated, strict=True)
+    write_scored(({**item, "reward": reward, "truncated": truncated} for item, reward, truncated in rows), args.output)
     if any(output.truncated):
         logger.warning("%d of %d sequences exceeded max_length=%d and were truncated", sum(output.truncated),
                        len(items), model.max_length)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 from rewardkit.data.errors import DataError
@@ -39,3 +42,14 @@ def _flatten_preferences(source: str, data_format: str) -> list[dict[str, Any]]:
         for g, group in enumerate(dataset.groups)
         for r, response in enumerate(group.responses)
     ]
+
+
+def write_scored(rows: Iterable[dict[str, Any]], path: str | None) -> None:
+    """One JSON object per line, to `path` or, without one, to standard output."""
+    out = open(path, "w") if path else sys.stdout
+    try:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+    finally:
+        if path:
+            out.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs
@@ -50,18 +49,13 @@ def _scorer(args: argparse.Namespace):
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from rewardkit.scoring import read_scoring_inputs
+    from rewardkit.scoring import read_scoring_inputs, write_scored
 
     scorer = _scorer(args)
     items = read_scoring_inputs(args.data, args.format)
     rewards = scorer.score([i["prompt"] for i in items], [i["response"] for i in items], batch_size=args.batch_size)
-    out = open(args.output, "w") if args.output else sys.stdout
-    try:
-        for item, reward in zip(items, rewards.tolist(), strict=True):
-            out.write(json.dumps({**item, "reward": reward}) + "\n")
-    finally:
-        if args.output:
-            out.close()
+    scored = zip(items, rewards.tolist(), strict=True)
+    write_scored(({**item, "reward": reward} for item, reward in scored), args.output)
     if args.output:
         print(f"scored {len(items)} responses ({scorer.mode}) -> {args.output}")
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs, add_train_options
@@ -90,27 +89,21 @@ def _add_score(commands) -> None:
 
 def _run_score(args: argparse.Namespace) -> int:
     from rewardkit.ensemble.ensemble import RewardEnsemble
-    from rewardkit.scoring import read_scoring_inputs
+    from rewardkit.scoring import read_scoring_inputs, write_scored
 
     ensemble = RewardEnsemble.from_pretrained(args.model)
     items = read_scoring_inputs(args.data, args.format)
     output = ensemble.score([item["prompt"] for item in items], [item["response"] for item in items],
                             batch_size=args.batch_size, aggregate=args.aggregate, lam=args.lam, return_details=True)
-    out = open(args.output, "w") if args.output else sys.stdout
-    try:
-        for i, item in enumerate(items):
-            out.write(json.dumps({
-                **item,
-                "reward": output.rewards[i].item(),
-                "mean": output.mean[i].item(),
-                "min": output.min[i].item(),
-                "std": output.std[i].item(),
-                "members": output.member_rewards[:, i].tolist(),
-                "truncated": output.truncated[i],
-            }) + "\n")
-    finally:
-        if args.output:
-            out.close()
+    write_scored(({
+        **item,
+        "reward": output.rewards[i].item(),
+        "mean": output.mean[i].item(),
+        "min": output.min[i].item(),
+        "std": output.std[i].item(),
+        "members": output.member_rewards[:, i].tolist(),
+        "truncated": output.truncated[i],
+    } for i, item in enumerate(items)), args.output)
     if args.output:
         print(f"scored {len(items)} responses with {len(ensemble.members)} members "
               f"({args.aggregate or ensemble.aggregate}) -> {args.output}")
