@@ -7,11 +7,18 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from rewardkit.errors import RewardkitError
 from rewardkit.model import RewardModel
+from rewardkit.testing import build_tokenizer
 from rewardkit.training import TrainConfig, TrainingDivergedError, train
 from rewardkit.training.checkpoint import list_checkpoints
 from tests.conftest import keyword_pairs, ranking_records, write_jsonl
@@ -172,3 +179,35 @@ def test_gradient_checkpointing_recomputes_activations_and_reaches_the_same_weig
     plain, checkpointed = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "checkpointed"))
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_other_decoder_families_train_with_shared_prompts_and_load_in_transformers(family, tmp_path):
+    # A tiny causal LM of another family saved like an SFT checkpoint: the packed, shared-prompt path trains it and
+    # the result is an ordinary AutoModelForSequenceClassification of that family.
+    config_class, causal_lm = {
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    }[family]
+    tokenizer = build_tokenizer()
+    config = config_class(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    causal_lm(config).save_pretrained(tmp_path / "sft")
+    tokenizer.save_pretrained(tmp_path / "sft")
+    data = write_jsonl(tmp_path / "ranks.jsonl", ranking_records(16, k=4))
+
+    result = train(_config(tmp_path / "sft", data, tmp_path / "rm", max_steps=6, eval_fraction=0.25))
+    assert result.summary["share_prefix"] and result.eval_metrics["num_comparisons"] == 4 * 6
+
+    hf_model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm").eval()
+    assert hf_model.config.model_type == family and hf_model.config.num_labels == 1
+    model = RewardModel.from_pretrained(tmp_path / "rm")
+    prompts, responses = ["Human: bread?\n\nAssistant:"] * 2, [" Knead it.", " No."]
+    encoded = [model.encode(p, r).input_ids for p, r in zip(prompts, responses, strict=True)]
+    with torch.no_grad():
+        expected = [hf_model(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in encoded]
+    assert model.score(prompts, responses, normalize=False).tolist() == pytest.approx(expected, abs=1e-4)
