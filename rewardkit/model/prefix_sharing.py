@@ -81,14 +81,16 @@ class Tree:
 
 
 def supports_packing(model: RewardModel) -> bool:
-    """Causal decoders of a known kind, without a sliding window, whose attention takes a custom 4D mask."""
+    """Causal decoders of a known kind whose attention takes a custom 4D mask, without a sliding window narrower
+    than the model's max_length (the packed masks carry no window; a wider one never cuts a sequence's attention,
+    as in Mistral-7B-v0.1's 4096 tokens with a max_length of 4096 or less)."""
     config = model.hf_model.config
-    sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     return (
         model.is_decoder
         and getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
         and getattr(config, "_attn_implementation", None) in SUPPORTED_ATTENTION
-        and not sliding
+        and (window is None or window >= model.max_length)
     )
 
 

@@ -15,7 +15,7 @@ TOLERANCE = dict(atol=2e-5, rtol=1e-4)
 PROMPT = "Human: Tell me about the quick brown fox and the lazy dog, and then about bread.\n\nAssistant:"
 CONFIGS = {
     "llama": LlamaConfig,
-    "mistral": MistralConfig,  # sliding_window=None below: a window would keep the padded forward
+    "mistral": MistralConfig,  # its 256-token sliding window is wider than max_length 128: packing stays exact
     "qwen2": Qwen2Config,
     "qwen3": Qwen3Config,  # per-head q/k RMSNorm
 }
@@ -25,8 +25,8 @@ def _model(model_type: str, attention: str) -> RewardModel:
     tokenizer = build_tokenizer()
     config = CONFIGS[model_type](
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, sliding_window=None,
-        use_sliding_window=False, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, sliding_window=256,
+        num_labels=1, pad_token_id=tokenizer.pad_token_id,
         attn_implementation=attention, tie_word_embeddings=False,
     )  # fmt: skip
     torch.manual_seed(0)

@@ -136,6 +136,8 @@ def test_models_that_cannot_pack_keep_the_padded_forward(model):
     try:
         assert not supports_packing(model)
         torch.testing.assert_close(model.score_encoded(sequences), expected, **TOLERANCE)
+        model.hf_model.config.sliding_window = model.max_length  # wide enough: no sequence reaches past it
+        assert supports_packing(model)
     finally:
         del model.hf_model.config.sliding_window
     assert supports_packing(model)
