@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from rewardkit.testing import save_tiny_sft_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread, restored afterwards: the test models are tiny, and on a shared 2-core machine
+    OpenMP threads spinning while they wait for a busy core made a PPO run ~40x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def single_thread_fixture():
+    """An autouse fixture running each test module of a package (or one module) under `one_thread`:
+    `single_thread = single_thread_fixture()` in its conftest.py or test file."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def single_thread():
+        with one_thread():
+            yield
+
+    return single_thread
 
 
 @pytest.fixture(scope="session")

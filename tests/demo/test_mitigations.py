@@ -13,19 +13,14 @@ from rewardkit.demo import DemoConfig, run_demo
 from rewardkit.demo.document import Document
 from rewardkit.demo.mitigations import MitigationsConfig, mitigation_blocks, run_ensemble_ppo, run_mitigations
 from rewardkit.world import SFTConfig
+from tests.conftest import single_thread_fixture
 
 TINY = MitigationsConfig(members=2, bon_prompts=4, bon_samples=16, bon_n_max=8, ppo_aggregations=("uwo",),
                          ppo_steps=2, ppo_eval_points=2, dpo_epochs=1.0, dpo_batch_size=16, dpo_eval_points=2,
                          dpo_eval_prompts=6, dpo_eval_samples=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread for the tiny models (see tests/rl/conftest.py), restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = single_thread_fixture()
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,7 @@
-"""One intra-op thread for the tiny models of these tests (see tests/rl/conftest.py), restored afterwards."""
+"""One intra-op thread for the tiny models of these tests (tests/conftest.py: one_thread)."""
 
 from __future__ import annotations
 
-import pytest
-import torch
+from tests.conftest import single_thread_fixture
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = single_thread_fixture()

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.evaluation.helpers import length_rms, one_thread
+from tests.conftest import single_thread_fixture
+from tests.evaluation.helpers import length_rms
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    with one_thread():
-        yield
+single_thread = single_thread_fixture()
 
 
 @pytest.fixture(scope="session")

@@ -8,28 +8,14 @@ which keeps which response is longer while every sequence fits in 128 tokens.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import random
 from pathlib import Path
 
-import torch
-
 from rewardkit.data import load_preferences
 from rewardkit.training import TrainConfig, train
-from tests.conftest import write_jsonl
-
-
-@contextlib.contextmanager
-def one_thread():
-    """2 threads make tiny models several times slower on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+from tests.conftest import one_thread, write_jsonl
 
 
 def _shrink(text: str, limit: int) -> str:

@@ -10,8 +10,10 @@ from rewardkit.data.collate import pad_sequences
 from rewardkit.model import RewardModel
 from rewardkit.model.last_layer import supports_last_layer_skip
 from rewardkit.testing import build_tokenizer
+from tests.conftest import single_thread_fixture
 
 TOLERANCE = dict(atol=2e-5, rtol=1e-4)
+single_thread = single_thread_fixture()
 PROMPT = "Human: Tell me about the quick brown fox and the lazy dog, and then about bread.\n\nAssistant:"
 CONFIGS = {
     "llama": LlamaConfig,
@@ -59,7 +61,6 @@ def _forward_counting_last_layer_queries(model: RewardModel, input_ids, attentio
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("model_type", sorted(CONFIGS))
 def test_rewards_and_gradients_equal_the_padded_forward(model_type, attention):
-    torch.set_num_threads(1)
     model = _model(model_type, attention)
     assert supports_last_layer_skip(model.hf_model.model)
     input_ids, attention_mask = _batch(model)

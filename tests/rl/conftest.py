@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from rewardkit.testing import build_tiny_llama
+from tests.conftest import single_thread_fixture
 
 LINES = [
     "the cat sat on the mat",
@@ -39,15 +40,7 @@ def make_policy(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCa
     return build_tiny_llama(tokenizer, hidden_size=32, num_heads=2, num_kv_heads=2, max_positions=64, seed=seed).eval()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread for these tiny models: on a shared 2-core machine, OpenMP threads that spin while
-    waiting for a busy core made a PPO run ~40x slower. Restored after each module, so other packages' tests
-    keep their setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = single_thread_fixture()  # tiny PPO models: threads only add contention
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+from tests.conftest import single_thread_fixture
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = single_thread_fixture()
