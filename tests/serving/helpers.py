@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import Executor, Future
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,3 +112,14 @@ def wait_for_metric(url: str, name: str, at_least: float, **labels: str) -> None
             return
         time.sleep(0.01)
     raise AssertionError(f"{name}{labels} never reached {at_least}")
+
+
+def hold_and_queue(url: str, held: InstrumentedRewardModel, pool: Executor, first: dict, queued: list[dict],
+                   depth: int) -> tuple[Future, list[Future]]:
+    """POST `first` to /score and wait until its forward pass is held at `held.gate`, then POST each of `queued`
+    and wait until the server's queue holds `depth` sequences: a deterministic queue behind a busy worker."""
+    first_reply = pool.submit(call, url, "POST", "/score", first)
+    assert held.entered.wait(timeout=120)
+    replies = [pool.submit(call, url, "POST", "/score", body) for body in queued]
+    wait_for_metric(url, "rewardkit_queue_depth", depth)
+    return first_reply, replies

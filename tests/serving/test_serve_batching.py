@@ -15,8 +15,8 @@ from tests.serving.helpers import (
     batch_count,
     call,
     expected,
+    hold_and_queue,
     metric,
-    wait_for_metric,
 )
 
 
@@ -27,10 +27,8 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_rewards(mode
     with BackgroundServer(held, ServerConfig(port=0, max_batch_size=32, max_wait_ms=0)) as server, \
             ThreadPoolExecutor(max_workers=9) as pool:
         # Hold the first forward pass so the 8 concurrent requests queue up behind it deterministically.
-        first = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS, "responses": RESPONSES})
-        assert held.entered.wait(timeout=120)
-        replies = [pool.submit(call, server.url, "POST", "/score", {"prompts": p, "responses": r}) for p, r in requests]
-        wait_for_metric(server.url, "rewardkit_queue_depth", 8)
+        first, replies = hold_and_queue(server.url, held, pool, {"prompts": PROMPTS, "responses": RESPONSES},
+                                        [{"prompts": p, "responses": r} for p, r in requests], depth=8)
         held.gate.set()
         assert first.result()[2]["rewards"] == pytest.approx(expected(model, PROMPTS, RESPONSES), abs=1e-5)
         for (prompts, responses), reply in zip(requests, replies, strict=True):
@@ -66,11 +64,11 @@ def test_a_failing_forward_pass_fails_only_its_batch_and_the_server_keeps_servin
         poisoned.gate = threading.Event()
         poisoned.entered.clear()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            held = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]})
-            assert poisoned.entered.wait(timeout=120)
-            bad = pool.submit(call, server.url, "POST", "/score", {"prompts": ["Hi"], "responses": ["a ~ b"]})
-            good = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[1:], "responses": RESPONSES[1:]})
-            wait_for_metric(server.url, "rewardkit_queue_depth", 3)
+            held, (bad, good) = hold_and_queue(
+                server.url, poisoned, pool, {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]},
+                [{"prompts": ["Hi"], "responses": ["a ~ b"]}, {"prompts": PROMPTS[1:], "responses": RESPONSES[1:]}],
+                depth=3,
+            )
             poisoned.gate.set()
             assert held.result()[0] == 200 and bad.result()[0] == 500
             status, _, body = good.result()
@@ -88,10 +86,8 @@ def test_a_full_queue_answers_429_with_retry_after(model):
     held.gate = threading.Event()
     with BackgroundServer(held, ServerConfig(port=0, max_queue_size=2, max_wait_ms=0)) as server, \
             ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]})
-        assert held.entered.wait(timeout=120)
-        second = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[:2], "responses": RESPONSES[:2]})
-        wait_for_metric(server.url, "rewardkit_queue_depth", 2)
+        first, (second,) = hold_and_queue(server.url, held, pool, {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]},
+                                          [{"prompts": PROMPTS[:2], "responses": RESPONSES[:2]}], depth=2)
         status, headers, body = call(server.url, "POST", "/score", {"prompts": ["a"], "responses": ["b"]})
         held.gate.set()
         assert status == 429 and headers["retry-after"] == "1" and "busy" in body["error"]

@@ -19,6 +19,7 @@ from tests.serving.helpers import (
     InstrumentedRewardModel,
     call,
     expected,
+    hold_and_queue,
     metric,
     wait_for_metric,
 )
@@ -105,10 +106,10 @@ def test_429_is_retried_until_the_queue_drains(model):
     held.gate = threading.Event()
     with BackgroundServer(held, ServerConfig(port=0, max_queue_size=1, max_wait_ms=0)) as server, \
             ThreadPoolExecutor(max_workers=3) as pool:
-        first = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]})
-        assert held.entered.wait(timeout=120)
-        queued = pool.submit(call, server.url, "POST", "/score", {"prompts": PROMPTS[1:2], "responses": RESPONSES[1:2]})
-        wait_for_metric(server.url, "rewardkit_queue_depth", 1)  # the queue (limit 1) is now full
+        first, (queued,) = hold_and_queue(  # the queue (limit 1) is then full
+            server.url, held, pool, {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]},
+            [{"prompts": PROMPTS[1:2], "responses": RESPONSES[1:2]}], depth=1,
+        )
         client = RewardClient(server.url, max_retries=1000, backoff=0.01, max_backoff=0.05)  # caps Retry-After: 1
         retried = pool.submit(client.score, PROMPTS[2:], RESPONSES[2:])
         wait_for_metric(server.url, "rewardkit_requests_total", 1, endpoint="/score", status="429")
