@@ -35,6 +35,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 logger = logging.getLogger(__name__)
 
+
 # ----------------------------------------------------------------------------------------------------- processes
 def use_cpu(device: str = "auto") -> bool:
     # Without CUDA, Accelerate forms the (gloo) process group of a torchrun launch only when told it runs on the CPU;

@@ -109,7 +109,8 @@ def last_layer_at(
 def _slots(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
     """Index of each selected token among the selected tokens of its row, in selection order."""
     order = torch.argsort(rows, stable=True)
-    starts = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0) - torch.bincount(rows, minlength=num_rows)
+    counts = torch.bincount(rows, minlength=num_rows)
+    starts = torch.cumsum(counts, 0) - counts
     slots = torch.empty_like(rows)
     slots[order] = torch.arange(len(rows), device=rows.device) - starts[rows[order]]
     return slots

@@ -316,8 +316,9 @@ def scoring_batches(model: RewardModel, sequences: Sequence[Sequence[int]], batc
 
 
 def unpad(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[int]]:
-    """The real tokens of each row (left or right padding)."""
-    keep = attention_mask.bool()
+    """The real tokens of each row (left or right padding). One copy of each tensor to the host, not one per row
+    (a synchronising transfer each on a GPU); a no-op on the CPU."""
+    input_ids, keep = input_ids.cpu(), attention_mask.cpu().bool()
     return [row[row_keep].tolist() for row, row_keep in zip(input_ids, keep, strict=True)]
 
 
