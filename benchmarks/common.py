@@ -171,6 +171,11 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seco
     return 2.0 * size**3 / best
 
 
+def matmul_peaks(device: torch.device) -> dict[str, float]:
+    """This machine's fp32 and bf16 matmul peaks, measured now: what MFU is reported against."""
+    return {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -40,7 +40,7 @@ from common import (
     hh_texts,
     load_hh,
     markdown_table,
-    matmul_peak,
+    matmul_peaks,
     parameter_counts,
     plain_work,
     resolve_device,
@@ -241,7 +241,7 @@ def main() -> None:
     config = AutoModelForSequenceClassification.from_pretrained(rm_dir).config
     total_params, _ = parameter_counts(config)
     flops = FlopCounter.for_config(config)
-    peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
+    peaks = matmul_peaks(device)
     print(f"model: {total_params / 1e6:.2f}M parameters; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; {args.threads} thread(s)")
     hh = with_eos(hh, tokenizer.eos_token)

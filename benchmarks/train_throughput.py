@@ -53,7 +53,7 @@ from common import (
     hh_texts,
     load_hh,
     markdown_table,
-    matmul_peak,
+    matmul_peaks,
     median,
     parameter_counts,
     plain_work,
@@ -421,7 +421,7 @@ def main() -> None:
     if args.calibrate:
         print(calibrate(model_dir, device))
         return
-    peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
+    peaks = matmul_peaks(device)
     print(f"model: {total_params / 1e6:.2f}M parameters ({non_embedding / 1e6:.2f}M outside the embedding); "
           f"matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; "
           f"{args.threads} thread(s)")
