@@ -1,0 +1,95 @@
+"""Passwords (Argon2id through argon2-cffi), CSRF tokens and the login rate limit.
+
+CSRF: each session holds a random token; every form carries it in a hidden field and every JSON request in the
+`X-CSRF-Token` header, and a POST without the session's token is refused (403). Session cookies are also
+SameSite=Strict, so a browser does not send them on requests that other sites start.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from rewardkit.errors import RewardkitError
+
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+# Verified against when the name is unknown, so that a wrong name and a wrong password take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    check_new_password(password)
+    return _hasher.hash(password)
+
+
+def check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise RewardkitError(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise RewardkitError("a password may have at most 1024 characters")
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password[:1024]) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# ------------------------------------------------------------------------------------------------- CSRF
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+def csrf_token(session: dict) -> str:
+    """The session's CSRF token, made on first use."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return session[CSRF_FIELD]
+
+
+def csrf_ok(session: dict, sent: str | None) -> bool:
+    expected = session.get(CSRF_FIELD)
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(expected.encode(), sent.encode())
+
+
+# ------------------------------------------------------------------------------------------------- rate limit
+class LoginLimiter:
+    """At most `max_failures` failed logins per client address and per account name within `window` seconds;
+    then that key must wait until its oldest failure leaves the window. In memory: one server process."""
+
+    def __init__(self, max_failures: int = 5, window: float = 300.0):
+        self.max_failures, self.window = max_failures, window
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until a login for these keys may be tried again; 0 when it may be tried now."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [failures[0] + self.window - now for key in keys
+                     if len(failures := self._recent(key, now)) >= self.max_failures]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, name_key: str) -> None:
+        with self._lock:
+            self._failures.pop(name_key, None)
