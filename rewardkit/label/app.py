@@ -60,7 +60,7 @@ RewardFunction = Callable[[Sequence[ItemRow]], Mapping[int, Sequence[float]]]
 class AppConfig:
     secure_cookies: bool = False  # Secure cookie flag: set it when the app is served over HTTPS
     session_hours: float = 12.0
-    login_max_failures: int = 5  # per client address and per account name ...
+    login_max_failures: int = 5  # per account name (4x that per client address) ...
     login_window_seconds: float = 300.0  # ... within this window
     reward_function: RewardFunction | None = None
     reward_model_name: str | None = None
@@ -96,7 +96,9 @@ class _SecurityHeaders:
 class LabelApp:
     def __init__(self, store: LabelStore, config: AppConfig):
         self.store, self.config = store, config
-        self.limiter = LoginLimiter(config.login_max_failures, config.login_window_seconds)
+        # Per account name, and (4x looser, as several people may share one address) per client address.
+        self.name_limiter = LoginLimiter(config.login_max_failures, config.login_window_seconds)
+        self.address_limiter = LoginLimiter(4 * config.login_max_failures, config.login_window_seconds)
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                  undefined=jinja2.StrictUndefined)
         env.filters["render"] = render
@@ -176,17 +178,17 @@ class LabelApp:
             return self.page(request, "login.html", next=target, error=None)
         form = await self.form(request)
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-        client = request.client.host if request.client else "unknown"
-        keys = (f"address:{client}", f"name:{name.lower()}")
-        wait = self.limiter.retry_after(*keys)
+        address = request.client.host if request.client else "unknown"
+        wait = max(self.name_limiter.retry_after(name.lower()), self.address_limiter.retry_after(address))
         if wait > 0:
             return self.page(request, "login.html", status=429, next=target,
                              error=f"Too many failed logins. Try again in {int(wait) + 1} seconds.")
         user = await run_in_threadpool(self.store.authenticate, name, password)
         if user is None:
-            self.limiter.failed(*keys)
+            self.name_limiter.failed(name.lower())
+            self.address_limiter.failed(address)
             return self.page(request, "login.html", status=401, next=target, error="Wrong name or password.")
-        self.limiter.succeeded(keys[1])
+        self.name_limiter.succeeded(name.lower())
         self.login_session(request, user)
         return RedirectResponse(target or ("/admin" if user.is_admin else "/projects"), 303)
 

@@ -62,7 +62,7 @@ def csrf_ok(session: dict, sent: str | None) -> bool:
 
 # ------------------------------------------------------------------------------------------------- rate limit
 class LoginLimiter:
-    """At most `max_failures` failed logins per client address and per account name within `window` seconds;
+    """At most `max_failures` failed logins per key (an account name, a client address) within `window` seconds;
     then that key must wait until its oldest failure leaves the window. In memory: one server process."""
 
     def __init__(self, max_failures: int = 5, window: float = 300.0):
@@ -76,20 +76,18 @@ class LoginLimiter:
             failures.popleft()
         return failures
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until a login for these keys may be tried again; 0 when it may be tried now."""
+    def retry_after(self, key: str) -> float:
+        """Seconds until a login for this key may be tried again; 0 when it may be tried now."""
         now = time.monotonic()
         with self._lock:
-            waits = [failures[0] + self.window - now for key in keys
-                     if len(failures := self._recent(key, now)) >= self.max_failures]
-        return max(waits, default=0.0)
+            failures = self._recent(key, now)
+            return failures[0] + self.window - now if len(failures) >= self.max_failures else 0.0
 
-    def failed(self, *keys: str) -> None:
+    def failed(self, key: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
+            self._recent(key, now).append(now)
 
-    def succeeded(self, name_key: str) -> None:
+    def succeeded(self, key: str) -> None:
         with self._lock:
-            self._failures.pop(name_key, None)
+            self._failures.pop(key, None)

@@ -186,13 +186,12 @@ def places_to_ranking(places: Sequence[int]) -> list[Any]:
 
 
 def check_ranking(ranking: Any, k: int) -> list[Any]:
-    """A ranking of K responses (a permutation of 0..K-1, ties as nested lists), or a ConflictError-free 4xx."""
+    """A ranking of K responses: a permutation of 0..K-1 best first, ties as nested lists (all tied is allowed:
+    "equally good" is a judgement too)."""
     try:
         places_from_ranking(ranking, k, "ranking")
     except DataError as error:
         raise RewardkitError(str(error)) from None
-    if len(ranking) < 2:
-        raise RewardkitError("a ranking that ties every response says nothing; skip the item instead")
     return [sorted(entry) if isinstance(entry, list) else entry for entry in ranking]
 
 
