@@ -85,7 +85,8 @@ def load_policy(path: str, device: str = "auto"):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path)
     except (OSError, ValueError) as error:
-        raise RewardkitError(f"--policy {path}: could not load a causal LM and its tokenizer ({error})") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RewardkitError(f"--policy {path}: could not load a causal LM and its tokenizer ({reason})") from error
     return model.to(resolve_device(device)).eval(), tokenizer
 
 
