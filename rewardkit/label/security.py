@@ -19,7 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from rewardkit.errors import RewardkitError
 
 MIN_PASSWORD = 8
-_hasher = PasswordHasher()
+# OWASP's recommended Argon2id setting (19 MiB, 2 passes, 1 lane): a login costs tens of milliseconds, so twenty
+# people logging in at once do not stall a small server. Hashes carry their parameters; old ones still verify.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the name is unknown, so that a wrong name and a wrong password take the same time.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 

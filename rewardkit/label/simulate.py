@@ -103,13 +103,18 @@ class AnnotatorLog:
 
 def run_annotators(base_url: str, project: str, annotators: Sequence[tuple[str, str, RankFunction]],
                    seconds: float | None = None, max_items: int | None = None) -> list[AnnotatorLog]:
-    """Run one client per (name, password, rank function) at once until each runs out of items, `seconds` pass,
-    or it has judged `max_items`; bounded in time and count."""
+    """Run one client per (name, password, rank function) at once until each runs out of items, `seconds` pass
+    (counted from when all have logged in), or it has judged `max_items`; bounded in time and count."""
     if seconds is None and max_items is None:
         raise ValueError("bound the run: give seconds or max_items")
-    deadline = time.monotonic() + seconds if seconds is not None else float("inf")
     logs = [AnnotatorLog(name) for name, _, _ in annotators]
-    start = threading.Barrier(len(annotators))
+    clock = {"deadline": float("inf")}
+
+    def set_deadline() -> None:  # the clock starts once everyone has logged in
+        if seconds is not None:
+            clock["deadline"] = time.monotonic() + seconds
+
+    start = threading.Barrier(len(annotators), action=set_deadline)
 
     def work(log: AnnotatorLog, password: str, rank: RankFunction) -> None:
         client = LabelClient(base_url)
@@ -124,7 +129,7 @@ def run_annotators(base_url: str, project: str, annotators: Sequence[tuple[str, 
         except threading.BrokenBarrierError:
             log.errors.append("another annotator could not log in; stopped")
             return
-        while time.monotonic() < deadline and (max_items is None or len(log.submitted) < max_items):
+        while time.monotonic() < clock["deadline"] and (max_items is None or len(log.submitted) < max_items):
             began = time.perf_counter()
             try:
                 task = client.next(project)
@@ -146,3 +151,23 @@ def run_annotators(base_url: str, project: str, annotators: Sequence[tuple[str, 
     for thread in threads:
         thread.join()
     return logs
+
+
+def audit_submissions(store, project: str, logs: Sequence[AnnotatorLog]) -> dict[str, int]:
+    """Compare what the clients were told was stored with what the database holds: lost (acknowledged, not
+    stored), unacknowledged (stored, never acknowledged), duplicated (an item judged twice by one annotator, or
+    a judgement id acknowledged twice) and overfilled items (more rankings than wanted)."""
+    from collections import Counter
+
+    acknowledged = Counter(judgement for log in logs for _, judgement in log.submitted)
+    stored = store.judgements_by_id(project)
+    pairs = Counter((row.item_id, row.annotator) for row in stored.values())
+    return {
+        "acknowledged": sum(acknowledged.values()),
+        "stored": len(stored),
+        "lost": sum(1 for judgement in acknowledged if judgement not in stored),
+        "unacknowledged": sum(1 for judgement in stored if judgement not in acknowledged),
+        "duplicated": sum(n - 1 for n in acknowledged.values() if n > 1) + sum(n - 1 for n in pairs.values() if n > 1),
+        "overfilled_items": sum(item.completed > item.target for item in store.items(project)),
+        "client_errors": sum(len(log.errors) for log in logs),
+    }

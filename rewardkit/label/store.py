@@ -495,14 +495,19 @@ class LabelStore:
         return self._run(work)
 
     def judgements(self, project: str) -> list[JudgementRow]:
-        def work(session: Session) -> list[JudgementRow]:
+        return list(self.judgements_by_id(project).values())
+
+    def judgements_by_id(self, project: str) -> dict[int, JudgementRow]:
+        """Every judgement of the project (rankings and skips) by id, oldest first."""
+
+        def work(session: Session) -> dict[int, JudgementRow]:
             p = _project(session, project)
             rows = session.execute(
                 select(Judgement, Annotator.name).join(Annotator, Judgement.annotator_id == Annotator.id)
                 .join(Item, and_(Judgement.item_id == Item.id, Item.project_id == p.id)).order_by(Judgement.id)
             ).all()
-            return [JudgementRow(j.item_id, name, j.ranking, j.skip_reason, j.unsafe, j.seconds, j.created_at)
-                    for j, name in rows]
+            return {j.id: JudgementRow(j.item_id, name, j.ranking, j.skip_reason, j.unsafe, j.seconds, j.created_at)
+                    for j, name in rows}
 
         return self._run(work)
 
