@@ -88,11 +88,10 @@ def plot_time(stats: dict[str, Any]) -> bytes:
         _empty(ax, "no rankings yet")
         return _png(fig)
     names = sorted(seconds)
-    ax.boxplot([seconds[n] for n in names], vert=False, showfliers=True)
-    ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
-    ax.set_xscale("log")
-    ax.set(xlabel="seconds per item (log scale)", title="Time per item")
-    ax.invert_yaxis()
+    ax.boxplot([seconds[n] for n in names], showfliers=True)
+    ax.set_xticks(range(1, len(names) + 1), names, fontsize=8, rotation=45 if len(names) > 8 else 0)
+    ax.set_yscale("log")
+    ax.set(ylabel="seconds per item (log scale)", title="Time per item")
     return _png(fig)
 
 

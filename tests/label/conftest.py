@@ -22,7 +22,8 @@ from rewardkit.label.server import bind
 from rewardkit.label.store import LabelStore, ProjectSettings, parse_item
 
 PASSWORD = "correct horse battery"
-REQUIRE_POSTGRES = os.environ.get("REWARDKIT_REQUIRE_POSTGRES") == "1"  # .ci/run sets it: no silent skip in CI
+# In CI (CI=true) a missing server or browser fails the tests instead of skipping them: .ci/run installs both.
+REQUIRED = os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def _postgres_bin() -> Path | None:
@@ -41,8 +42,8 @@ def postgres_server():
     """A throwaway PostgreSQL server on 127.0.0.1 for this test session; yields its base URL."""
     binaries = _postgres_bin()
     if binaries is None:
-        if REQUIRE_POSTGRES:
-            pytest.fail("PostgreSQL is not installed but REWARDKIT_REQUIRE_POSTGRES=1 (apt-get install postgresql)")
+        if REQUIRED:
+            pytest.fail("PostgreSQL is not installed (CI=true; .ci/system-packages.sh installs it)")
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
     data = Path(tempfile.mkdtemp(prefix="rewardkit-pg-"))
     run_as: list[str] = []

@@ -16,7 +16,7 @@
     const body = root.querySelector("#annotators tbody");
     body.replaceChildren(...stats.annotators.map((a) => {
       const row = document.createElement("tr");
-      const cells = [a.name, a.rankings, a.skips, a.unsafe_flags, num(a.per_hour, 1), num(a.median_seconds, 1),
+      const cells = [a.name, a.rankings, a.skips, a.unsafe_flags, num(a.per_hour, 0), num(a.median_seconds, 1),
         pct(a.vs_others_majority) + " (" + a.pairs_vs_majority + ")", pct(a.rm_agreement)];
       cells.forEach((text) => {
         const cell = document.createElement("td");

@@ -40,6 +40,9 @@
       card.querySelector("select").value = String(place + 1);
       card.classList.toggle("tied", i > 0);
       card.querySelector(".tie").hidden = i === 0;
+      const button = card.querySelector(".tiebutton");
+      button.hidden = place === 0 && i === 0;  // the top card has nothing above to tie with
+      button.textContent = i > 0 ? "untie" : "tie ↑";
     }));
     if (focus) focus.focus();
   }
@@ -88,6 +91,10 @@
     }
     event.preventDefault();
     event.stopPropagation();
+  });
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest(".tiebutton");
+    if (button) toggleTie(button.closest(".card"));
   });
   list.addEventListener("change", (event) => {
     const card = event.target.closest(".card");
