@@ -9,8 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 
 from rewardkit.label.app import AppConfig, create_app
 from rewardkit.label.db import make_engine, upgrade
-from rewardkit.label.server import bind
+from rewardkit.label.server import ServerThread
 from rewardkit.label.store import LabelStore, ProjectSettings, parse_item
 
 PASSWORD = "correct horse battery"
@@ -106,35 +104,13 @@ def add_project(store: LabelStore, name: str = "demo", n: int = 10, k: int = 4, 
     store.import_items(name, make_items(n, k))
 
 
-class LiveServer:
-    """The app under uvicorn in a thread, on a free loopback port; `stop()` shuts it down gracefully."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, limit_concurrency=256,
-                                                    timeout_graceful_shutdown=5))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture
 def serve():
     """serve(store, **AppConfig fields) -> base URL; every server started is stopped after the test."""
-    servers: list[LiveServer] = []
+    servers: list[ServerThread] = []
 
     def start(store: LabelStore, **config) -> str:
-        servers.append(LiveServer(create_app(store, AppConfig(**config))))
+        servers.append(ServerThread(create_app(store, AppConfig(**config))))
         return servers[-1].url
 
     yield start
