@@ -3,19 +3,14 @@ from Debian's `postgresql` binaries when they are installed), and the app served
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
 from rewardkit.label.app import AppConfig, create_app
 from rewardkit.label.db import make_engine, upgrade
+from rewardkit.label.pgserver import create_database, drop_database, postgres_binaries, temporary_postgres
 from rewardkit.label.server import ServerThread
 from rewardkit.label.store import LabelStore, ProjectSettings, parse_item
 
@@ -24,43 +19,15 @@ PASSWORD = "correct horse battery"
 REQUIRED = os.environ.get("CI", "").lower() in ("true", "1")
 
 
-def _postgres_bin() -> Path | None:
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1:]), None)
-    return Path(found).resolve().parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL server on 127.0.0.1 for this test session; yields its base URL."""
-    binaries = _postgres_bin()
-    if binaries is None:
+    if postgres_binaries() is None:
         if REQUIRED:
             pytest.fail("PostgreSQL is not installed (CI=true; .ci/system-packages.sh installs it)")
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    data = Path(tempfile.mkdtemp(prefix="rewardkit-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root: run it as Debian's postgres user
-        shutil.chown(data, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
-    # fsync off: this server only has to survive its clients (and our app) crashing, not the machine.
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c max_connections=200"
-    subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l",
-                    str(data / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with temporary_postgres() as base:
+        yield base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,16 +36,10 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'labels.db'}"
         return
-    import psycopg
-
     base = request.getfixturevalue("postgres_server")
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin_url = base.replace("postgresql+psycopg", "postgresql") + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    yield f"{base}/{name}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield create_database(base, name)
+    drop_database(base, name)
 
 
 @pytest.fixture
