@@ -180,6 +180,18 @@ def test_invite_sets_a_password_once(store, serve):
     assert session.get(f"{url}/projects", allow_redirects=False).status_code == 303  # old sessions end
 
 
+def test_an_admin_invites_from_the_admin_page(app):
+    boss = login(app, "boss")
+    page = boss.get(f"{app}/admin")
+    made = boss.post(f"{app}/admin", data={"csrf_token": csrf_of(page), "name": "cy", "is_admin": "on"})
+    link = re.search(r'<code id="invite-url">(http://[^<]+/invite/[^<]+)</code>', made.text)
+    assert made.status_code == 200 and link is not None
+    taken = boss.post(f"{app}/admin", data={"csrf_token": csrf_of(made), "name": "cy"})
+    assert "already exists" in taken.text
+    welcome = requests.get(link.group(1))
+    assert welcome.status_code == 200 and "Welcome, cy" in welcome.text
+
+
 def test_the_json_api_is_what_programs_use(app):
     client = LabelClient(app)
     client.login("ana", PASSWORD)
