@@ -1,7 +1,7 @@
 """Active selection in the demo world: does ordering the labelling queue by ensemble disagreement reach a given
 gold accuracy with fewer comparisons than a random order?
 
-    flock /tmp/rewardkit-heavy.lock python benchmarks/label_active.py            # 5 seeds, ~15-25 min on 2 cores
+    flock /tmp/rewardkit-heavy.lock python benchmarks/label_active.py            # 8 seeds, ~15-30 min on 2 cores
 
 For each seed, a pool of prompts with K = 4 responses sampled from the world's SFT policy is imported into a
 labelling project (SQLite) and served by the real app on loopback. Simulated labellers from `rewardkit.world`
@@ -69,15 +69,16 @@ STRATEGIES = ("random", "active")
 
 @dataclass
 class ActiveConfig:
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    pool: int = 240  # unlabelled prompts in the pool, K responses each
+    seeds: list[int] = field(default_factory=lambda: list(range(8)))
+    pool: int = 160  # unlabelled prompts in the pool, K responses each
     k: int = 4
     eval_prompts: int = 200  # held-out (test-split) prompts for gold accuracy
-    batch: int = 24  # items labelled per round
-    rounds: int = 6
+    batch: int = 8  # items labelled per round
+    rounds: int = 8
     annotators: int = 2
     members: int = 3  # ensemble size
-    rm_epochs: float = 3.0
+    rm_epochs: float = 3.0  # passes over the labels so far, but at least rm_min_steps optimizer steps
+    rm_min_steps: int = 30
     rm_batch_size: int = 8
     rm_learning_rate: float = 1e-3
     sft_steps: int = 200
@@ -155,9 +156,10 @@ def run_strategy(strategy: str, config: ActiveConfig, seed: int, world: World, s
             records = export_records(store, "pool")
             write_jsonl(records, data)
             started = time.perf_counter()
+            steps = max(config.rm_min_steps, int(config.rm_epochs * -(-len(records) // config.rm_batch_size)))
             result = train_ensemble(TrainConfig(
                 model=str(sft_dir), data=[str(data)], eval_data=[str(eval_path)], format="ranking",
-                output_dir=str(workdir / f"{strategy}-ens{round_}"), epochs=config.rm_epochs,
+                output_dir=str(workdir / f"{strategy}-ens{round_}"), max_steps=steps,
                 batch_size=config.rm_batch_size, learning_rate=config.rm_learning_rate, warmup_ratio=0.05,
                 seed=1000 * seed + round_, eval_steps=10**9, save_steps=10**9, logging_steps=10**9,
                 progress_bar=False), EnsembleConfig(members=config.members))
