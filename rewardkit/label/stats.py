@@ -8,8 +8,9 @@ Every ranking is read as its C(K,2) pairwise labels (1.0: the first response of 
   they gave the same label (tie included), as in `rewardkit.evaluation.agreement`;
 - each annotator against the majority of the *others* who ranked the same item (pairs where that majority has a
   winner; the annotator's tie counts half); the RM against each annotator on the pairs the annotator decided;
-- Krippendorff's alpha with the interval metric over the same pairwise labels (units = response pairs, coders
-  = annotators): 1 is perfect agreement, 0 is what chance gives, below 0 systematic disagreement.
+- Krippendorff's alpha with the interval metric over the same pairwise labels (units = response pairs, each in
+  both orientations; coders = annotators): 1 is perfect agreement, 0 is what chance gives, below 0 systematic
+  disagreement.
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def project_stats(items: Sequence[ItemRow], judgements: Sequence[JudgementRow],
                 block[names.index(name)] = values
             columns.append(block)
         data = np.concatenate(columns, axis=1)
-        alpha, alpha_units = krippendorff_alpha(data, "interval"), data.shape[1]
+        # Each pair in both orientations (labels l and 1 - l): which response of a pair is "first" is an accident
+        # of the item's response order, and must not move alpha (with informative orders it would, through the
+        # label marginals that alpha's chance agreement is computed from).
+        alpha, alpha_units = krippendorff_alpha(np.concatenate([data, 1.0 - data], axis=1), "interval"), data.shape[1]
 
     per_annotator = []
     for name in names:

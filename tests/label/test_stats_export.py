@@ -75,9 +75,28 @@ def test_project_stats_on_a_hand_checked_case():
     data[0] = [1, 1, 1, 1, 1, 0.5]
     data[1] = [1, 1, 1, 0, 1, 1]
     data[2, :3] = [0, 0, 0]
+    both_ways = np.concatenate([data, 1.0 - data], axis=1)  # a pair's orientation must not matter
     assert stats["krippendorff_alpha"] == pytest.approx(
-        krippendorff.alpha(reliability_data=data, level_of_measurement="interval"))
+        krippendorff.alpha(reliability_data=both_ways, level_of_measurement="interval"))
     assert stats["alpha_units"] == 6 and stats["overlap_items"] == 2
+
+
+def test_alpha_does_not_depend_on_the_order_of_the_responses():
+    """Two annotators who agree on 4 of 5 pairs, response 0 always the best: flipping the stored order of the
+    responses flips every label, and alpha must stay the same (about 2 * 0.8 - 1 with symmetric chance)."""
+    items = [ItemRow(i, str(i), "p", ["a", "b"], {}, 2, 2, 0.0) for i in range(5)]
+    rankings = [[0, 1]] * 5
+    other = [[0, 1]] * 4 + [[1, 0]]
+    flipped = [r[::-1] for r in rankings]
+    flipped_other = [r[::-1] for r in other]
+
+    def alpha(first, second):
+        rows = [_judgement(i, "ana", r) for i, r in enumerate(first)] + \
+               [_judgement(i, "bo", r) for i, r in enumerate(second)]
+        return project_stats(items, rows)["krippendorff_alpha"]
+
+    assert alpha(rankings, other) == pytest.approx(alpha(flipped, flipped_other))
+    assert 0.5 < alpha(rankings, other) < 0.7
 
 
 def test_pair_labels_read_ties():
