@@ -3,8 +3,8 @@
 Ana logs in and ranks five items: two by dragging cards with the mouse (one with a tie by the mouse), two with
 the keyboard (digits, `t` for a tie, Shift+arrows, Enter), one pairwise with keys (`u` flags it unsafe, `2`
 chooses). What she submitted must be exactly what the database holds. Simulated annotators then rank through the
-JSON API, the admin's dashboard updates without a reload, the admin exports with the link, and `rewardkit train`
-trains on the downloaded file.
+JSON API, the admin's dashboard (with a reward model loaded) updates without a reload, the admin exports with
+the link, and `rewardkit train` trains on the downloaded file.
 
 Screenshots of the ranking page and the dashboard go to $REWARDKIT_SCREENSHOTS when set (docs/label/ holds the
 committed ones: `REWARDKIT_SCREENSHOTS=docs/label python -m pytest tests/label/test_browser.py`).
@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from rewardkit.cli import main
+from rewardkit.label.cli import reward_function
 from rewardkit.label.export import export_records
 from rewardkit.label.simulate import run_annotators
 from rewardkit.label.store import ProjectSettings, parse_item
+from rewardkit.model import RewardModel
 from tests.label.conftest import PASSWORD, REQUIRED
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -165,7 +167,8 @@ def test_a_person_ranks_five_items_and_the_admin_exports_and_trains(store, serve
     for name in ("ana", "bo", "cy", "di"):
         store.add_annotator(name, password=PASSWORD)
     store.add_annotator("boss", admin=True, password=PASSWORD)
-    url = serve(store)
+    RewardModel.from_sft(tiny_sft).save_pretrained(tmp_path / "tiny-rm")  # untrained: its agreement is chance
+    url = serve(store, reward_function=reward_function(str(tmp_path / "tiny-rm")), reward_model_name="tiny-rm")
     driver = browser
 
     # --- log in
@@ -264,6 +267,7 @@ def test_a_person_ranks_five_items_and_the_admin_exports_and_trains(store, serve
     done = 5 + sum(len(log.submitted) for log in logs)
     _wait(lambda: rankings() == done, what="the dashboard to show the new rankings without a reload")
     assert "–" not in driver.find_element("css selector", "[data-stat=krippendorff_alpha]").text
+    assert driver.find_element("css selector", "[data-stat=rm_agreement]").text.endswith("%")
     _wait(lambda: all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
                       for img in driver.find_elements("css selector", "img[data-plot]")), what="the plots")
     time.sleep(0.5)
