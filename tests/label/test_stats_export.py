@@ -146,3 +146,20 @@ def test_export_keeps_every_ranking_and_trains_unchanged(store, db_url, tiny_sft
     kept = 30 - len(records[0]["rankings"])
     assert len(lines) == kept and all("ranking" in r and "annotator" in r for r in lines)
     assert load_preferences(safe).report.groups == kept
+
+
+def test_rankings_read_as_soft_labels_and_errors_name_the_annotator(tmp_path):
+    from rewardkit.data.errors import DataError
+
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"prompt": "p", "responses": ["a", "b", "c"], "rankings": [[0, 1, 2], [1, 0, 2], [[0, 1], 2]]}\n')
+    (group,) = load_preferences(path).groups
+    first = group.comparisons[0]  # (0, 1): above, below, tie -> a coin flip, labels kept from 0's side
+    assert (first.better, first.worse, first.prob, first.annotator_labels) == (0, 1, 0.5, (1.0, 0.0, 0.5))
+    assert [c.prob for c in group.comparisons[1:]] == [1.0, 1.0]
+    path.write_text('{"prompt": "p", "responses": ["a", "b"], "rankings": [[0, 1], [0, 0]]}\n')
+    with pytest.raises(DataError, match=r"line 1, field 'rankings\[1\]': index 0 appears twice"):
+        load_preferences(path)
+    path.write_text('{"prompt": "p", "responses": ["a", "b"], "rankings": [[0, 1]], "ranking": [0, 1]}\n')
+    with pytest.raises(DataError, match="exactly one of 'ranking'"):
+        load_preferences(path)
