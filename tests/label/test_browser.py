@@ -181,9 +181,18 @@ def test_a_person_ranks_five_items_and_the_admin_exports_and_trains(store, serve
     expected: dict[str, object] = {}
 
     def on_item(item_id: str):
-        _wait(lambda: "/assignments/" in driver.current_url, what="a ranking page")
-        prompt = driver.find_element("css selector", ".prompt").text
-        assert next(r for r in ITEMS if r["id"] == item_id)["prompt"].replace("*", "") in prompt
+        """Wait for the page of this item (a click on submit returns before the next page has loaded)."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+        expected_prompt = next(r for r in ITEMS if r["id"] == item_id)["prompt"].replace("*", "")
+
+        def shown() -> bool:
+            try:
+                return expected_prompt in driver.find_element("css selector", ".prompt").text
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+
+        _wait(shown, what=f"the page of item {item_id}")
 
     # --- item 1, mouse: drag the cards into the order 0, 2, 1, 3
     on_item("basil")
@@ -232,9 +241,10 @@ def test_a_person_ranks_five_items_and_the_admin_exports_and_trains(store, serve
     body = driver.find_element("tag name", "body")
     body.send_keys("u")
     assert driver.find_element("id", "unsafe").is_selected()
+    pair_page = driver.current_url
     body.send_keys("2")
     expected["cat"] = [second, 1 - second]
-    _wait(lambda: "Saved" in driver.page_source, what="the fifth submission")
+    _wait(lambda: driver.current_url != pair_page, what="the fifth submission")
 
     by_external = {item.id: item.external_id for item in store.items("helpfulness")}
     judged = {by_external[j.item_id]: j for j in store.judgements("helpfulness") if j.annotator == "ana"}

@@ -133,5 +133,6 @@
   }
   list.addEventListener("pointerup", drop);
   list.addEventListener("pointercancel", drop);
-  sync(null);
+  // keyboard users start on the first card: arrows move between cards, digits place them
+  sync(document.activeElement === document.body ? groups[0][0] : null);
 })();
