@@ -282,8 +282,9 @@ def test_a_person_ranks_five_items_and_the_admin_exports_and_trains(store, serve
                       for img in driver.find_elements("css selector", "img[data-plot]")), what="the plots")
     time.sleep(0.5)
     _screenshot(driver, "dashboard.png", tmp_path)
-    rows = driver.find_elements("css selector", "#annotators tbody tr")
-    assert [row.find_elements("tag name", "td")[0].text for row in rows] == ["ana", "bo", "cy", "di"]
+    names = driver.execute_script(  # in one go: the poll replaces the table's rows every few seconds
+        "return [...document.querySelectorAll('#annotators tbody td:first-child')].map(td => td.textContent)")
+    assert names == ["ana", "bo", "cy", "di"]
 
     # --- export with the link, then train on the file as downloaded
     driver.find_element("id", "export").click()
