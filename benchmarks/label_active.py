@@ -1,7 +1,7 @@
 """Active selection in the demo world: does ordering the labelling queue by ensemble disagreement reach a given
 gold accuracy with fewer comparisons than a random order?
 
-    flock /tmp/rewardkit-heavy.lock python benchmarks/label_active.py            # 8 seeds, ~15-30 min on 2 cores
+    flock /tmp/rewardkit-heavy.lock python benchmarks/label_active.py     # 8 seeds, ~1 h on a busy 2-core machine
 
 For each seed, a pool of prompts with K = 4 responses sampled from the world's SFT policy is imported into a
 labelling project (SQLite) and served by the real app on loopback. Simulated labellers from `rewardkit.world`
@@ -74,7 +74,7 @@ class ActiveConfig:
     k: int = 4
     eval_prompts: int = 200  # held-out (test-split) prompts for gold accuracy
     batch: int = 8  # items labelled per round
-    rounds: int = 8
+    rounds: int = 6
     annotators: int = 2
     members: int = 3  # ensemble size
     rm_epochs: float = 3.0  # passes over the labels so far, but at least rm_min_steps optimizer steps
@@ -292,7 +292,8 @@ def write_results(results: dict, name: str) -> Path:
                     f"{r['active_minus_random']:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
     text = (f"# Active selection vs random order (gold accuracy of the ensemble mean)\n\n"
             f"Command: `{results['command']}`\n\nMachine: {results['machine']}\n\n"
-            f"Seeds: {results['config']['seeds']}; pool {results['config']['pool']} prompts x K = "
+            f"Seeds done: {results['seeds_done']} of {results['config']['seeds']}; pool "
+            f"{results['config']['pool']} prompts x K = "
             f"{results['config']['k']}; {results['config']['batch']} items per round; ensemble of "
             f"{results['config']['members']}; {results['seconds']:.0f} s.\n\n" + "\n".join(rows) + "\n\n"
             "Comparisons to reach a gold accuracy (active / random, mean over seeds that reached it under both):\n\n"
@@ -301,19 +302,29 @@ def write_results(results: dict, name: str) -> Path:
     return RESULTS / f"{name}.json"
 
 
-def run(config: ActiveConfig, workdir: Path) -> dict:
+def run(config: ActiveConfig, workdir: Path, after_seed=None) -> dict:
+    """Every seed in turn; `after_seed(results so far)` is called after each one (the script writes the results
+    file there, so an interrupted run keeps every finished seed)."""
     started = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is faster on a shared 2-core machine
+    runs: dict[int, dict] = {}
     try:
         world, policy, tokenizer, sft_dir = prepare_world(config, workdir)
-        runs = {seed: run_seed(config, seed, world, policy, tokenizer, sft_dir, workdir / f"seed-{seed}")
-                for seed in config.seeds}
+        for seed in config.seeds:
+            runs[seed] = run_seed(config, seed, world, policy, tokenizer, sft_dir, workdir / f"seed-{seed}")
+            results = results_of(runs, config, time.perf_counter() - started)
+            if after_seed is not None:
+                after_seed(results)
     finally:
         torch.set_num_threads(threads)
+    return results
+
+
+def results_of(runs: dict[int, dict], config: ActiveConfig, seconds: float) -> dict:
     summary = summarize(runs, config)
-    return {"config": asdict(config), "runs": {str(k): v for k, v in runs.items()}, "summary": summary,
-            "verdict": verdict(summary), "seconds": time.perf_counter() - started, "machine": machine()}
+    return {"config": asdict(config), "seeds_done": sorted(runs), "runs": {str(k): v for k, v in runs.items()},
+            "summary": summary, "verdict": verdict(summary), "seconds": seconds, "machine": machine()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,10 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     config = ActiveConfig(seeds=args.seeds, pool=args.pool, k=args.k, eval_prompts=args.eval_prompts,
                           batch=args.batch, rounds=args.rounds, annotators=args.annotators, members=args.members,
                           sft_steps=args.sft_steps, targets=args.targets)
+    command = "python benchmarks/label_active.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def save(results: dict) -> Path:
+        results["command"] = command
+        return write_results(results, args.output)
+
     with tempfile.TemporaryDirectory(prefix="rewardkit-active-") as workdir:
-        results = run(config, Path(workdir))
-    results["command"] = "python benchmarks/label_active.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    path = write_results(results, args.output)
+        results = run(config, Path(workdir), after_seed=save)
+    path = save(results)
     print(results["verdict"])
     print(f"results: {path} (and .md)")
     return 0
