@@ -80,6 +80,7 @@ class ActiveConfig:
     rm_epochs: float = 3.0  # passes over the labels so far, but at least rm_min_steps optimizer steps
     rm_min_steps: int = 30
     rm_batch_size: int = 8
+    random_init: bool = False  # RMs from a randomly initialised copy of the SFT model (they learn only from labels)
     rm_learning_rate: float = 1e-3
     sft_steps: int = 200
     sft_demonstrations: int = 4000
@@ -159,7 +160,7 @@ def run_strategy(strategy: str, config: ActiveConfig, seed: int, world: World, s
             steps = max(config.rm_min_steps, int(config.rm_epochs * -(-len(records) // config.rm_batch_size)))
             result = train_ensemble(TrainConfig(
                 model=str(sft_dir), data=[str(data)], eval_data=[str(eval_path)], format="ranking",
-                output_dir=str(workdir / f"{strategy}-ens{round_}"), max_steps=steps,
+                output_dir=str(workdir / f"{strategy}-ens{round_}"), max_steps=steps, random_init=config.random_init,
                 batch_size=config.rm_batch_size, learning_rate=config.rm_learning_rate, warmup_ratio=0.05,
                 seed=1000 * seed + round_, eval_steps=10**9, save_steps=10**9, logging_steps=10**9,
                 progress_bar=False), EnsembleConfig(members=config.members))
@@ -334,12 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pool", "k", "eval_prompts", "batch", "rounds", "annotators", "members", "sft_steps"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     parser.add_argument("--targets", type=float, nargs="*", default=[])
+    parser.add_argument("--random-init", action="store_true", help="reward models from random init, not SFT")
     parser.add_argument("--output", default="label_active", help="results file name in benchmarks/results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     config = ActiveConfig(seeds=args.seeds, pool=args.pool, k=args.k, eval_prompts=args.eval_prompts,
                           batch=args.batch, rounds=args.rounds, annotators=args.annotators, members=args.members,
-                          sft_steps=args.sft_steps, targets=args.targets)
+                          sft_steps=args.sft_steps, targets=args.targets, random_init=args.random_init)
     command = "python benchmarks/label_active.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     def save(results: dict) -> Path:

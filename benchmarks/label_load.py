@@ -97,6 +97,7 @@ def run_one(url: str, annotators: int, seconds: float, items: int) -> dict:
         "seconds_wall_including_logins": round(wall, 1),
         "submissions_per_second": round(audit["acknowledged"] / seconds, 1),
         "per_annotator": [len(log.submitted) for log in logs],
+        "stopped": sorted({log.stopped for log in logs}),
         "latency_ms_next_plus_submit": {"p50": round(statistics.median(latencies) * 1000, 1),
                                         "p90": round(quantile(0.9), 1), "p99": round(quantile(0.99), 1)},
         "server_peak_rss_mb": peak,
@@ -143,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{lat['p90']} / {lat['p99']} | {run['lost']} | {run['unacknowledged']} | {run['duplicated']} | "
                      f"{run['overfilled_items']} | {run['client_errors']} |")
     (RESULTS / f"{args.output}.md").write_text("\n".join(lines) + "\n")
-    bad = [name for name, run in results["runs"].items()
-           if run["lost"] or run["duplicated"] or run["overfilled_items"] or run["unacknowledged"]]
+    bad = [name for name, run in results["runs"].items()  # also: an annotator told "nothing left" too early
+           if run["lost"] or run["duplicated"] or run["overfilled_items"] or run["unacknowledged"]
+           or run["stopped"] != ["time"]]
     print(f"results: {RESULTS / args.output}.json" + (f"; PROBLEMS in {bad}" if bad else "; nothing lost or doubled"))
     return 1 if bad else 0
 

@@ -99,6 +99,7 @@ class AnnotatorLog:
     items: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)  # seconds per next + submit round trip
+    stopped: str = ""  # why the loop ended: "time", "max_items", "queue empty" or "error"
 
 
 def run_annotators(base_url: str, project: str, annotators: Sequence[tuple[str, str, RankFunction]],
@@ -129,16 +130,24 @@ def run_annotators(base_url: str, project: str, annotators: Sequence[tuple[str, 
         except threading.BrokenBarrierError:
             log.errors.append("another annotator could not log in; stopped")
             return
-        while time.monotonic() < clock["deadline"] and (max_items is None or len(log.submitted) < max_items):
+        while True:
+            if time.monotonic() >= clock["deadline"]:
+                log.stopped = "time"
+                break
+            if max_items is not None and len(log.submitted) >= max_items:
+                log.stopped = "max_items"
+                break
             began = time.perf_counter()
             try:
                 task = client.next(project)
                 if task is None:
+                    log.stopped = "queue empty"
                     break
                 ranking = rank(task["prompt"], [(r["index"], r["text"]) for r in task["responses"]])
                 judgement = client.submit(task["assignment"], ranking=ranking)
             except (LabelApiError, OSError) as error:
                 log.errors.append(str(error))
+                log.stopped = "error"
                 break
             log.submitted.append((task["assignment"], judgement))
             log.items.append(task["item"])

@@ -38,6 +38,7 @@ LABEL_FIELDS = ("ranking", "rankings", "scores", "annotators")
 SKIP_REASONS = ("cannot judge: outside my knowledge", "prompt unclear or broken", "responses too similar to rank",
                 "other")
 MAX_NAME = 64
+MAX_QUEUE_LOOKS = 50
 
 
 class NotFoundError(RewardkitError):
@@ -398,23 +399,20 @@ class LabelStore:
                 return _view(open_one, p)
             _reclaim_expired(session, p, now)
             given = exists().where(Assignment.item_id == Item.id, Assignment.annotator_id == annotator_id)
-            candidates = session.scalars(
-                select(Item.id).where(Item.project_id == p.id, Item.assigned < Item.target, ~given)
-                .order_by(Item.priority.desc(), Item.position).limit(16)).all()
-            for item_id in candidates:
-                taken = session.execute(update(Item).where(Item.id == item_id, Item.assigned < Item.target)
-                                        .values(assigned=Item.assigned + 1))
-                if taken.rowcount != 1:
-                    continue  # someone else took the last slot between our SELECT and UPDATE
-                item = session.get(Item, item_id)
-                order = list(range(item.k))
-                random.SystemRandom().shuffle(order)  # no position bias: each annotator sees their own order
-                assignment = Assignment(item_id=item_id, annotator_id=annotator_id, display_order=order,
-                                        status=AssignmentStatus.ACTIVE, assigned_at=now)
-                session.add(assignment)
-                session.flush()
-                return _view(assignment, p)
-            return None
+            # Under PostgreSQL's READ COMMITTED other annotators may fill every candidate between our SELECT and
+            # our UPDATEs; each new SELECT sees their commits, so look again until we win a slot or none is left.
+            for _ in range(MAX_QUEUE_LOOKS):
+                candidates = session.scalars(
+                    select(Item.id).where(Item.project_id == p.id, Item.assigned < Item.target, ~given)
+                    .order_by(Item.priority.desc(), Item.position).limit(16)).all()
+                if not candidates:
+                    return None
+                for item_id in candidates:
+                    taken = session.execute(update(Item).where(Item.id == item_id, Item.assigned < Item.target)
+                                            .values(assigned=Item.assigned + 1))
+                    if taken.rowcount == 1:
+                        return _view(_assign(session, item_id, annotator_id, now), p)
+            raise RewardkitError("the queue is too contended to hand out an item; try again")
 
         try:
             return self._run(work)
@@ -537,6 +535,17 @@ def _view(assignment: Assignment, project: Project) -> AssignmentView:
         responses=[(index, item.responses[index]) for index in assignment.display_order],
         status=assignment.status.value, assigned_at=assignment.assigned_at,
     )
+
+
+def _assign(session: Session, item_id: int, annotator_id: int, now: datetime) -> Assignment:
+    item = session.get(Item, item_id)
+    order = list(range(item.k))
+    random.SystemRandom().shuffle(order)  # no position bias: each annotator sees their own order
+    assignment = Assignment(item_id=item_id, annotator_id=annotator_id, display_order=order,
+                            status=AssignmentStatus.ACTIVE, assigned_at=now)
+    session.add(assignment)
+    session.flush()
+    return assignment
 
 
 def _reclaim_expired(session: Session, project: Project, now: datetime) -> None:

@@ -31,3 +31,4 @@ def test_twenty_annotators_at_once_lose_and_duplicate_nothing(store, serve):
     assert audit["stored"] == audit["acknowledged"]
     for log in logs:
         assert len(log.items) == len(set(log.items))  # nobody was given the same item twice
+        assert log.stopped == "time", (log.name, log.stopped)  # nobody was told "nothing left" while items were
