@@ -40,16 +40,39 @@ def call(url: str, method: str, path: str, body: Any = None, headers: dict | Non
         connection.close()
 
 
-def raw_exchange(url: str, data: bytes) -> bytes:
+def raw_exchange(url: str, data: bytes, timeout: float = 120) -> bytes:
     """Send raw bytes, return everything the server answers before it closes the connection."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=120) as sock:
+    with raw_socket(url, timeout) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)  # the client is done sending, as a client that died mid-request would be
-        chunks = []
+        return read_until_closed(sock)
+
+
+def raw_socket(url: str, timeout: float = 120) -> socket.socket:
+    """A plain TCP connection to the server (loopback only, every read bounded by `timeout`)."""
+    parts = urlsplit(url)
+    assert parts.hostname in ("127.0.0.1", "localhost", "::1"), "raw-socket tests stay on loopback"
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    try:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
+    except ConnectionResetError:
+        pass
     return b"".join(chunks)
+
+
+def status_lines(reply: bytes) -> list[bytes]:
+    """The status lines of every HTTP response in a raw reply (to count answers, e.g. to a smuggled request)."""
+    return [line for line in reply.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+def json_body(reply: bytes) -> dict:
+    """The JSON body of the first response in a raw reply."""
+    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
 
 
 def metric(text: str, name: str, **labels: str) -> float:
