@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -167,6 +168,7 @@ class RewardServer:
     async def _health(self, request: Request) -> JSONResponse:
         return JSONResponse({
             "status": "shutting_down" if self.closing else "ok",
+            "pid": os.getpid(),  # which worker answered (rewardkit serve --workers N)
             "model": str(getattr(self.model.hf_model.config, "_name_or_path", "")),
             "max_length": self.model.max_length,
             "normalized": self.model.normalization is not None,

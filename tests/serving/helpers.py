@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -146,3 +152,34 @@ def hold_and_queue(url: str, held: InstrumentedRewardModel, pool: Executor, firs
     replies = [pool.submit(call, url, "POST", "/score", body) for body in queued]
     wait_for_metric(url, "rewardkit_queue_depth", depth)
     return first_reply, replies
+
+
+class Served:
+    """`rewardkit serve` in a subprocess; its stderr lines are collected by a thread, every wait bounded."""
+
+    def __init__(self, args: list[str]):
+        self.process = subprocess.Popen([sys.executable, "-m", "rewardkit", "serve", *args], stderr=subprocess.PIPE,
+                                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stderr], daemon=True).start()
+        self.url = self.wait_for(r"serving on (http://127\.0\.0\.1:\d+)").group(1)
+
+    def wait_for(self, pattern: str) -> re.Match:
+        while True:
+            line = self.lines.get(timeout=300)
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=300)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,7 +62,7 @@ def test_get_reward_strips_padding_and_accepts_query_only(server, model):
 def test_health_reports_the_model(server, rm_dir):
     status, _, body = call(server.url, "GET", "/health")
     assert status == 200
-    assert body == {"status": "ok", "model": str(rm_dir), "max_length": 64, "normalized": True,
+    assert body == {"status": "ok", "pid": os.getpid(), "model": str(rm_dir), "max_length": 64, "normalized": True,
                     "max_batch_size": 32, "strict": False}
 
 

@@ -80,7 +80,8 @@ def test_batched_and_padded_queries_of_older_openrlhf(server, model):
     prompts = [PROMPT, ACCENTED_PROMPT, LONG_PROMPT]
     responses = [RESPONSE, ACCENTED_RESPONSE, " No."]
     queries = [pad * 2 + openrlhf_query(tokenizer, p, r, 16) + pad * 3 for p, r in zip(prompts, responses, strict=True)]
-    status, _, body = call(server.url, "POST", "/get_reward", {"query": queries, "prompts": prompts, "labels": [""] * 3})
+    payload = {"query": queries, "prompts": prompts, "labels": [""] * 3}
+    status, _, body = call(server.url, "POST", "/get_reward", payload)
     assert status == 200
     want = expected(model, prompts, [generated_text(tokenizer, r) for r in responses])
     assert body["rewards"] == pytest.approx(want, abs=1e-5)
