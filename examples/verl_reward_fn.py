@@ -16,12 +16,12 @@ come from the REWARDKIT_URL environment variable; several servers (comma-separat
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 from rewardkit.client import RewardClient
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(url: str, api_key: str | None) -> RewardClient:
     return RewardClient(url.split(","), api_key=api_key, max_retries=5)
 
