@@ -139,9 +139,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._request_timer, self._write_timer):
-            if timer is not None:
-                timer.cancel()
+        self._cancel("_request_timer")
+        self._cancel("_write_timer")
         super().connection_lost(exc)
         if self.guard.hooks.on_connections is not None:
             self.guard.hooks.on_connections(len(self.connections))
@@ -190,11 +189,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._cancel("_request_timer")
 
     # ---------------------------------------------------------------------------------------- timers
+    def _cancel(self, timer: str) -> None:
+        if getattr(self, timer) is not None:
+            getattr(self, timer).cancel()
+            setattr(self, timer, None)
+
     def _arm_idle(self) -> None:
         if self.timeout_keep_alive_task is None and not self.transport.is_closing():
             self.timeout_keep_alive_task = self.loop.call_later(
@@ -238,9 +240,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+        self._cancel("_write_timer")
 
     def _write_timed_out(self) -> None:
         self._write_timer = None
@@ -253,9 +253,7 @@ class GuardedProtocol(HttpToolsProtocol):
         client is still sending, so its kernel does not reset the connection before it has read the reply."""
         self._closing_with_error = True
         self._unset_keepalive_if_required()
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        self._cancel("_request_timer")
         if self.guard.hooks.on_reject is not None:
             self.guard.hooks.on_reject(status)
         date = [b"%s: %s\r\n" % (name, value) for name, value in self.server_state.default_headers]

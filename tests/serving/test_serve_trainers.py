@@ -194,7 +194,12 @@ def test_trl_grpo_trains_against_a_live_server(server, model, tiny_sft, tmp_path
                                             for i in range(8)]})
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_sft), args=config, train_dataset=prompts,
                           reward_funcs=make_reward_fn(client), processing_class=AutoTokenizer.from_pretrained(tiny_sft))
-    trainer.train()
+    try:
+        trainer.train()
+    finally:  # TRL's Accelerator state is process-wide: leave none behind for later tests' training runs
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
     assert len(client.calls) == 2  # one generation batch per step
     logged = [entry["rewards/reward_model/mean"] for entry in trainer.state.log_history
               if "rewards/reward_model/mean" in entry]
