@@ -46,9 +46,10 @@ from rewardkit.label.active import disagreement_priorities  # noqa: E402
 from rewardkit.label.app import create_app  # noqa: E402
 from rewardkit.label.db import make_engine, upgrade  # noqa: E402
 from rewardkit.label.export import export_records, write_jsonl  # noqa: E402
-from rewardkit.label.server import ServerThread  # noqa: E402
 from rewardkit.label.simulate import audit_submissions, run_annotators  # noqa: E402
 from rewardkit.label.store import LabelStore, ProjectSettings, parse_item  # noqa: E402
+from rewardkit.serving.asgi import BackgroundAsgiServer  # noqa: E402
+from rewardkit.serving.config import HttpSettings  # noqa: E402
 from rewardkit.training import TrainConfig  # noqa: E402
 from rewardkit.world import (  # noqa: E402
     Labeller,
@@ -147,7 +148,7 @@ def run_strategy(strategy: str, config: ActiveConfig, seed: int, world: World, s
         store.add_annotator(name, password=PASSWORD)
     rank = item_labeller(world, seed)
     curve = []
-    with ServerThread(create_app(store)) as server:
+    with BackgroundAsgiServer(create_app(store), HttpSettings(port=0)) as server:
         for round_ in range(config.rounds):
             logs = run_annotators(server.url, "pool", [(name, PASSWORD, rank) for name in names],
                                   max_items=config.batch // config.annotators)

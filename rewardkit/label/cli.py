@@ -252,21 +252,30 @@ def reward_function(path: str, batch_size: int = 32):
     return score
 
 
-def _run_serve(args: argparse.Namespace) -> int:
-    from rewardkit.label.app import AppConfig, create_app
-    from rewardkit.label.server import is_loopback, run_app
+def label_app(db: str, config):
+    """Build the app in the serving process (`rewardkit.serving.asgi.AppFactory`): (ASGI app, no hooks)."""
+    from rewardkit.label.app import create_app
 
-    if not 0 <= args.port <= 65535:
-        raise RewardkitError(f"--port must be in 0..65535, got {args.port}")
-    store = _store(args.db)
+    return create_app(_store(db), config), None
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from rewardkit.label.app import AppConfig
+    from rewardkit.serving.asgi import AppFactory, is_loopback, run_server
+    from rewardkit.serving.config import HttpSettings
+
+    settings = HttpSettings(host=args.host, port=args.port, max_connections=args.max_connections)
+    settings.check()
+    _store(args.db)  # a missing or outdated database fails here, before anything listens
     config = AppConfig(secure_cookies=args.secure_cookies)
     if args.rm:
         config.reward_function, config.reward_model_name = reward_function(args.rm), Path(args.rm).name
     if not is_loopback(args.host) and not args.secure_cookies:
         logger.warning("serving on %s over plain HTTP: passwords and cookies cross the network unencrypted; put a "
                        "TLS proxy in front and pass --secure-cookies", args.host)
-    run_app(create_app(store, config), args.host, args.port, args.max_connections,
-            banner=f"labelling app on http://{{address}} (database {args.db}); Ctrl-C stops")
+    # One process: the login rate limit and the reward cache live in its memory.
+    run_server(AppFactory(label_app, (args.db, config)), settings,
+               lambda url: print(f"labelling app on {url} (database {args.db}); Ctrl-C stops", flush=True))
     return 0
 
 

@@ -11,8 +11,9 @@ import pytest
 from rewardkit.label.app import AppConfig, create_app
 from rewardkit.label.db import make_engine, upgrade
 from rewardkit.label.pgserver import create_database, drop_database, postgres_binaries, temporary_postgres
-from rewardkit.label.server import ServerThread
 from rewardkit.label.store import LabelStore, ProjectSettings, parse_item
+from rewardkit.serving.asgi import BackgroundAsgiServer
+from rewardkit.serving.config import HttpSettings
 
 PASSWORD = "correct horse battery"
 # In CI (CI=true) a missing server or browser fails the tests instead of skipping them: .ci/run installs both.
@@ -68,10 +69,11 @@ def add_project(store: LabelStore, name: str = "demo", n: int = 10, k: int = 4, 
 @pytest.fixture
 def serve():
     """serve(store, **AppConfig fields) -> base URL; every server started is stopped after the test."""
-    servers: list[ServerThread] = []
+    servers: list[BackgroundAsgiServer] = []
 
     def start(store: LabelStore, **config) -> str:
-        servers.append(ServerThread(create_app(store, AppConfig(**config))))
+        app = create_app(store, AppConfig(**config))
+        servers.append(BackgroundAsgiServer(app, HttpSettings(port=0)).start())
         return servers[-1].url
 
     yield start
