@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rewardkit.data.errors import DataError
+from rewardkit.errors import hub_offline_note
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 # "owner/name" or "owner/name:split": anything else that does not exist locally is a missing file.
@@ -196,7 +197,8 @@ def _read_hub(name: str) -> Iterator[Item]:
         raise DataError(
             name,
             f"does not exist locally and could not be loaded from the Hugging Face Hub "
-            f"({type(error).__name__}: {error}); check the path, the dataset id, or your connection",
+            f"({type(error).__name__}: {error}); check the path, the dataset id, or your connection"
+            f"{hub_offline_note()}",
             reason="not found",
         ) from error
     return _iter_dataset(dataset, f"{dataset_id}:{split or 'train'}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from rewardkit.ensemble.config import AGGREGATES
 from rewardkit.errors import RewardkitError
 
-AGGREGATES = ("mean", "min", "uwo")
+__all__ = ["AGGREGATES", "aggregate", "disagreement"]
 
 
 def disagreement(member_rewards: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import Text
 from rewardkit.data.tokenize import EncodedSequence, encode_pair, encode_pairs
-from rewardkit.errors import RewardkitError
+from rewardkit.errors import RewardkitError, model_source_error
 from rewardkit.model.pooling import last_token_index, position_ids_from_mask
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 
@@ -56,11 +56,7 @@ def _load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as error:
-        raise RewardkitError(
-            f"could not load a tokenizer from '{path}': it is neither a local model directory nor a model id "
-            f"that could be downloaded ({error.__class__.__name__}). Check the path, or set HF_HUB_OFFLINE=0 "
-            "where the Hugging Face hub is reachable."
-        ) from error
+        raise model_source_error(path, error, "tokenizer") from error
 
 
 def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:

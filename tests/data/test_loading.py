@@ -13,8 +13,8 @@ def test_skip_counts_bad_records_by_reason(write_jsonl, pairs, caplog):
     records = [
         pairs[0],
         '{"prompt": "p", "chosen": "a", "rej',
-        {"prompt": "p", "chosen": "", "rejected": "b"},
-        {"prompt": "p", "chosen": "", "rejected": "c"},
+        {"prompt": "p", "chosen": 5, "rejected": "b"},
+        {"prompt": "p", "chosen": 6, "rejected": "c"},
         {"prompt": "p", "chosen": "same", "rejected": "same"},
         pairs[1],
     ]
@@ -23,9 +23,9 @@ def test_skip_counts_bad_records_by_reason(write_jsonl, pairs, caplog):
     assert [g.prompt for g in data] == [pairs[0]["prompt"], pairs[1]["prompt"]]
     report = data.report
     assert (report.records_read, report.groups, report.comparisons) == (6, 2, 2)
-    assert report.skipped == {"invalid JSON": 1, "empty response": 2, "identical responses": 1}
+    assert report.skipped == {"invalid JSON": 1, "wrong type": 2, "identical responses": 1}
     assert (
-        "skipped 4 bad records (2 empty response, 1 identical responses, 1 invalid JSON)" in report.summary()
+        "skipped 4 bad records (1 identical responses, 1 invalid JSON, 2 wrong type)" in report.summary()
     )
     # The first record of each reason is logged in full, so the user can find it.
     logged = [record.getMessage() for record in caplog.records]
