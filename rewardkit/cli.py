@@ -165,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     if "argv" in vars(args):
         args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # one retry warning per file when offline
     if False in (vars(args).get("progress"), vars(args).get("progress_bar")):  # --no-progress: transformers' too
         from transformers.utils import logging as transformers_logging
 

@@ -13,8 +13,10 @@ import dataclasses
 import logging
 import os
 import re
+import socket
 import types
 import typing
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -168,7 +170,13 @@ def load_data(
     """`source` read with the command's data options (`format` overrides --format); what was read, skipped and
     kept empty is logged."""
     from rewardkit.data import load_preferences
+    from rewardkit.data.io import is_hub_dataset_id
 
+    if not Path(source).exists() and is_hub_dataset_id(source) and not hub_offline_note():
+        endpoint = hub_endpoint_unreachable()
+        if endpoint:
+            fail(f"{source}: no such file, and the Hugging Face hub ({endpoint}) cannot be reached from here to load "
+                 "a dataset of that name (set HF_HUB_OFFLINE=1 to use a copy in the local cache)")
     options = data_options(args)
     dataset = load_preferences(source, format=format or options.format, on_error=options.on_error, limit=limit,
                                columns=options.columns)
@@ -269,5 +277,28 @@ def check_model_source(source: str | None, flag: str, what: str = "model") -> No
     offline = hub_offline_note()
     if offline:
         fail(f"{flag} {source}: no such local directory{offline}")
+    endpoint = hub_endpoint_unreachable()
+    if endpoint and not _in_hub_cache(source):
+        fail(f"{flag} {source}: no such local directory, and the Hugging Face hub ({endpoint}) cannot be reached "
+             "from here to look for a model of that name")
+
+
+def hub_endpoint_unreachable(timeout: float = 3.0) -> str | None:
+    """The hub's address when a connection to it fails at once (no network, no DNS), else None. The hub client
+    would retry for about a minute before saying the same; behind a proxy nothing is probed."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError:
+        return url.netloc
+    return None
+
+
+def _in_hub_cache(model_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
 
 

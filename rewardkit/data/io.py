@@ -42,9 +42,14 @@ def read_records(source: str | Path) -> Iterator[Item]:
     if path.is_file():
         return _read_file(path)
     name = str(source)
-    if _HUB_ID.match(name) and not name.lower().removesuffix(".gz").endswith(SUFFIXES):
+    if is_hub_dataset_id(name):
         return _read_hub(name)
     raise DataError(name, "no such file or directory", reason="not found")
+
+
+def is_hub_dataset_id(name: str) -> bool:
+    """`owner/name` or `owner/name:split` that names no file type: read from the hub when it is not a local path."""
+    return bool(_HUB_ID.match(name)) and not name.lower().removesuffix(".gz").endswith(SUFFIXES)
 
 
 def _read_file(path: Path) -> Iterator[Item]:

@@ -5,19 +5,19 @@
     ensemble = RewardEnsemble.from_pretrained("ens")
     out = ensemble.score(prompts, responses, aggregate="uwo", lam=0.5, return_details=True)  # out.std: disagreement
 
-Names are imported on first use, so `rewardkit ensemble --help` does not wait for torch.
+Names (but the light `aggregate`) are imported on first use, so `rewardkit ensemble --help` does not wait for torch.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+# Eager: `aggregate` is also the name of its module, which would shadow a lazily imported function (it is light).
+from rewardkit.ensemble.aggregate import aggregate, disagreement
 from rewardkit.lazy import lazy_exports
 
 _EXPORTS = {
     "AGGREGATES": "rewardkit.ensemble.config",
-    "aggregate": "rewardkit.ensemble.aggregate",
-    "disagreement": "rewardkit.ensemble.aggregate",
     "bootstrap_indices": "rewardkit.ensemble.bootstrap",
     "EnsembleScoreOutput": "rewardkit.ensemble.ensemble",
     "RewardEnsemble": "rewardkit.ensemble.ensemble",
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rewardkit.ensemble.aggregate import aggregate, disagreement
     from rewardkit.ensemble.bootstrap import bootstrap_indices
     from rewardkit.ensemble.config import AGGREGATES, EnsembleConfig
     from rewardkit.ensemble.ensemble import EnsembleScoreOutput, RewardEnsemble

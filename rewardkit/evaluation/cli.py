@@ -6,6 +6,7 @@ Registered on the main CLI by `add_eval_parser(subparsers)`; the handler is `run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def run_eval(args: argparse.Namespace) -> int:
     if calibration_data is not None:
         options.temperature, count = fit_temperature_on(model, calibration_data, args.batch_size)
         options.temperature_source = f"{args.calibrate_on} ({count} comparisons)"
-    results = {source: evaluate_dataset(model, dataset, options) for source, dataset in datasets.items()}
+    results = {}
+    for source, dataset in datasets.items():
+        bar = f"scoring {Path(source).name}" if args.progress else False
+        results[source] = evaluate_dataset(model, dataset, dataclasses.replace(options, progress=bar))
     if not state.is_main_process:
         return 0
     print(format_results(results))

@@ -20,4 +20,4 @@ class EvalOptions:
     temperature_source: str = ""  # what it was fitted on, for the report
     calibrate_fraction: float | None = option(
         None, "fit the temperature on this share of each dataset's prompts, measure on the rest", above=0, below=1)
-    progress: bool = False  # a progress bar over the sequences scored (`rewardkit eval` shows it)
+    progress: bool | str = False  # a progress bar over the sequences scored, named by the text if one is given

@@ -240,9 +240,10 @@ class RewardModel(nn.Module):
         sequences: Sequence[Sequence[int]],
         batch_size: int = 32,
         autocast_dtype: torch.dtype | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
     ) -> torch.Tensor:
         """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward.
+        `progress`: a bar, named "scoring" or by the given text.
 
         Decoder batches keep sequences that share a prefix together (a prompt scored with several responses), so
         the forward computes it once, and group sequences of similar length (`prefix_sharing.scoring_batches`);
@@ -257,7 +258,8 @@ class RewardModel(nn.Module):
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rewards = torch.empty(len(sequences), dtype=torch.float32)
         device = self.device
-        bar = tqdm(total=len(sequences), desc="scoring", unit="seq", disable=not progress)
+        name = progress if isinstance(progress, str) else "scoring"
+        bar = tqdm(total=len(sequences), desc=name, unit="seq", disable=not progress)
         for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
