@@ -160,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_paths(parser: argparse.ArgumentParser | None = None) -> list[list[str]]:
+    """Every command, nested ones included: [['demo'], ..., ['ensemble'], ['ensemble', 'train'], ...]."""
+    paths = []
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                paths += [[name], *([name, *path] for path in command_paths(child))]
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if "argv" in vars(args):

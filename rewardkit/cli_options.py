@@ -227,9 +227,9 @@ def read_items(args: argparse.Namespace) -> list[dict]:
 
     check_output_file(args.output)
     items, report = read_scoring_inputs(args.data, data_options(args))
-    log_load_report(args.data, report)
     if not items:
         raise RewardkitError(f"{args.data}: nothing to score ({report.summary()})")
+    log_load_report(args.data, report)
     return items
 
 
