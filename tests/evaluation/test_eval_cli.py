@@ -92,3 +92,18 @@ def test_eval_prints_a_table_and_turns_mistakes_into_one_line_errors(length_mode
     for extra, message in mistakes.items():
         code, _, err = eval_cli(capsys, "--model", length_models["alpaca"], "--data", length_models["test"], *extra)
         assert_one_line_error(code, err, message)
+
+
+def test_accuracy_plot_names_every_dataset_in_full_and_keeps_the_legend_off_the_intervals(evaluated):
+    from rewardkit.evaluation.plots import accuracy_figure
+
+    root, sources = evaluated
+    metrics = json.loads((root / "metrics.json").read_text())
+    long_name = "/a/long/folder/name/that/used/to/be/cut/short/" + "x" * 40 + ".jsonl"
+    metrics[long_name] = metrics[sources[0]]
+    figure = accuracy_figure(metrics)
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == list(metrics)
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(axes.get_window_extent(renderer))  # beside the axes: it covers no error bar
