@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import socket
-import types
 import typing
 import urllib.parse
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from typing import Any, NoReturn
 
 from rewardkit.data.options import DataOptions
 from rewardkit.errors import RewardkitError, hub_offline_note, looks_like_hub_id
-from rewardkit.fields import check_value, flag_of, option_fields
+from rewardkit.fields import check_value, flag_of, option_fields, scalar_type
 
 if typing.TYPE_CHECKING:
     from rewardkit.data import LoadReport, PreferenceDataset
@@ -97,8 +96,7 @@ def _help(text: str, default: Any) -> str:
 
 def _value_type(hint: Any) -> tuple[type, bool]:
     """(the scalar type, whether it is a list) of `int | None`, `list[str]`, `dict[str, str] | None`, ..."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    hint = scalar_type(hint)
     origin = typing.get_origin(hint)
     if origin is list:
         return typing.get_args(hint)[0], True

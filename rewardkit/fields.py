@@ -10,6 +10,8 @@ value: `--lr must be > 0 (got 0)`. Nothing here imports more than the standard l
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -87,8 +89,32 @@ def check_value(name: str, value: Any, metadata: dict) -> str | None:
 
 
 def validate_fields(config: Any) -> None:
-    """Raise a `RewardkitError` naming the flag and the valid range for the first field out of its range."""
+    """Raise a `RewardkitError` naming the flag and what it expects for the first field of the wrong type (a YAML
+    config can hold anything) or out of its range."""
+    hints = typing.get_type_hints(type(config))
     for field in option_fields(type(config)):
-        problem = check_value(flag_of(field), getattr(config, field.name), field.metadata)
+        value, flag = getattr(config, field.name), flag_of(field)
+        expected = scalar_type(hints[field.name])
+        if value is not None and expected in _NOUNS and not _is_a(value, expected):
+            raise RewardkitError(f"{flag} expects {_NOUNS[expected]} (got {value!r})")
+        problem = check_value(flag, value, field.metadata)
         if problem:
             raise RewardkitError(problem)
+
+
+_NOUNS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+
+
+def scalar_type(hint: Any) -> Any:
+    """The type a field holds when it is set: `int` for `int | None`, `list[str]` for `list[str]`."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)

@@ -180,6 +180,7 @@ def test_user_mistakes_are_one_line_errors(trained, tiny_sft, tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"},
                                                {"prompt": "p", "chosen": 5, "rejected": "b"}])
     (tmp_path / "bad-steps.yaml").write_text("max_steps: -1\n")
+    (tmp_path / "bad-type.yaml").write_text("batch_size: eight\n")
     (tmp_path / "a-file").write_text("")
     rm, data, no_hub = trained / "rm", trained / "pairs.jsonl", {"HF_HUB_OFFLINE": ""}
     cases = [
@@ -196,6 +197,8 @@ def test_user_mistakes_are_one_line_errors(trained, tiny_sft, tmp_path):
         (["train", "--model", tiny_sft, "--data", data, "--config", tmp_path / "bad-steps.yaml"], {},
          "--max-steps must be >= 1 (got -1)"),
         (["train", "--model", tiny_sft, "--data", data, "--lr", "fast"], {}, "--lr expects a number (got 'fast')"),
+        (["train", "--model", tiny_sft, "--data", data, "--config", tmp_path / "bad-type.yaml"], {},
+         "--batch-size expects an integer (got 'eight')"),
         (["train", "--model", tiny_sft, "--data", data, "--eval-fraction", "1"], {},
          "--eval-fraction must be in [0, 1) (got 1)"),
         (["ensemble", "train", "--model", tiny_sft, "--data", data, "--members", "0"], {},
