@@ -206,13 +206,16 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(argv=[])  # main() fills in argv: --num-processes starts the same command again
 
 
-def train_config(args: argparse.Namespace, **defaults):
+def train_config(args: argparse.Namespace, **defaults: Any):
     """The TrainConfig of a `train`-like command: flags, then --config, then `defaults`, then TrainConfig's own;
     validated, with the model and output directory checked, before anything is loaded."""
     from rewardkit.training.config import TrainConfig
 
-    overrides = {**defaults, **config_values(args, TrainConfig)}
-    config = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    flags = config_values(args, TrainConfig)
+    if args.config:
+        config = TrainConfig.from_yaml(args.config, defaults, **flags)
+    else:
+        config = TrainConfig(**{**defaults, **flags})
     config.validate()
     check_model_source(config.model, "--model", "SFT model")
     check_output_dir(config.output_dir, "--output")

@@ -84,7 +84,8 @@ class TrainConfig(DataOptions):
         validate_fields(self)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+    def from_yaml(cls, path: str | Path, defaults: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+        """The options in the YAML file at `path`, under `overrides` (command-line flags) and over `defaults`."""
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text()) or {}
@@ -96,7 +97,7 @@ class TrainConfig(DataOptions):
         unknown = sorted(set(values) - known)
         if unknown:
             raise RewardkitError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{**values, **overrides})
+        return cls(**{**(defaults or {}), **values, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
