@@ -38,14 +38,14 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    config = train_config(args)  # a mistake is reported before torch loads (and once, before N processes start)
     from rewardkit.distributed import launched, process_state, relaunch
 
     if (args.num_processes or 1) > 1 and not launched():
-        train_config(args)  # a mistake is reported once, before N processes start
         return relaunch(args.num_processes, args.argv)
     from rewardkit.training import train
 
-    result = train(train_config(args))
+    result = train(config)  # reads the data before it builds the model
     if not process_state().is_main_process:
         return 0
     evaluation = result.eval_metrics

@@ -105,5 +105,5 @@ class DPOScorer:
 def _load(auto_class, path: str | os.PathLike, what: str):
     try:
         return auto_class.from_pretrained(path)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a directory without a tokenizer in it
         raise model_source_error(path, error, what) from error

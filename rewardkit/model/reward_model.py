@@ -55,7 +55,7 @@ class ScoreOutput:
 def _load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a directory without a tokenizer in it
         raise model_source_error(path, error, "tokenizer") from error
 
 

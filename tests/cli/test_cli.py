@@ -251,6 +251,32 @@ def test_help_is_complete_for_every_command():
             assert flag in result.stdout, (command, flag)
 
 
+def test_mistakes_are_reported_before_torch_is_imported(trained, tmp_path):
+    """Options, output paths, model paths and the data are checked before any model code is imported."""
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "chosen": 5, "rejected": "b"}])
+    rm, data = str(trained / "rm"), str(trained / "pairs.jsonl")
+    mistakes = [
+        ["score", "--model", rm, "--data", data, "--output", "/nonexistent/dir/x.jsonl"],
+        ["score", "--model", rm, "--data", str(bad)],
+        ["eval", "--model", rm, "--data", str(bad), "--report", str(tmp_path / "report")],
+        ["eval", "--model", rm, "--data", data, "--sections", str(tmp_path / "none.yaml")],
+        ["audit", "--model", rm, "--data", str(bad)],
+        ["dpo", "eval", "--policy", "./no/such/policy", "--data", data],
+        ["ensemble", "score", "--model", rm, "--data", str(bad)],
+        ["train", "--model", rm, "--data", data, "--output", str(bad)],
+        ["train", "--model", rm, "--data", data, "--config", str(tmp_path / "none.yaml")],
+    ]
+    script = (
+        "import json, sys\n"
+        "from rewardkit.cli import main\n"
+        f"codes = [main(argv) for argv in {mistakes!r}]\n"
+        "print(json.dumps([codes, sorted(m for m in ('torch', 'transformers') if m in sys.modules)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    codes, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert codes == [2] * len(mistakes) and imported == [], result.stderr
+
+
 def test_help_and_version_answer_without_torch_or_transformers():
     """Every command's --help, and --version, run without importing torch or transformers (they load only when a
     command runs), so they answer at once."""
