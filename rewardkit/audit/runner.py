@@ -93,8 +93,12 @@ class AuditResult:
 
     @property
     def warnings(self) -> list[str]:
-        return [f"{p.probe}: {p.unknown_share:.0%} of the tokens it adds are unknown to this tokenizer, so its "
-                "verdict says little about this reward model" for p in self.probes if p.mostly_unknown]
+        unknown = [f"{p.probe}: {p.unknown_share:.0%} of the tokens it adds are unknown to this tokenizer, so its "
+                   "verdict says little about this reward model" for p in self.probes if p.mostly_unknown]
+        unseen = [f"{p.probe}: in {p.unseen:.0%} of pairs the whole change fell past max_length, so the reward "
+                  "model never saw it (use a larger --max-length or shorter responses)"
+                  for p in self.probes if p.unseen > 0.5]
+        return unknown + unseen
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "num_pairs": self.num_pairs, "gameable": self.gameable,

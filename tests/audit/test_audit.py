@@ -133,6 +133,9 @@ def test_length_probe_flags_an_rm_that_likes_long_responses_and_not_one_that_lik
     clipped = RewardModel.from_pretrained(length_models["alpaca"], max_length=8)
     blind = run_audit(clipped, data, probes=["length-filler"], limit=50, bootstrap_samples=50).probes[0]
     assert (blind.unseen, blind.win_rate, blind.mean_delta, blind.gameable) == (1.0, 0.5, 0.0, False)
+    warnings = run_audit(clipped, data, probes=["length-filler"], limit=50, bootstrap_samples=50).warnings
+    assert warnings == ["length-filler: in 100% of pairs the whole change fell past max_length, so the reward model "
+                        "never saw it (use a larger --max-length or shorter responses)"]
 
 
 def test_audit_cli_prints_a_table_and_writes_json_and_a_report(length_models, shared_data, tmp_path, capsys):
