@@ -52,6 +52,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
+    p.add_argument("--dropout", action="store_true", default=None,
+                   help="keep the backbone's dropout while training (off by default, as in TRL)")
     p.add_argument("--share-prefix", action=argparse.BooleanOptionalAction, default=None,
                    help="run each prompt once per group, its responses attending to it (Llama-like decoders; on)")
     p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank plus the head (needs peft)")

@@ -67,9 +67,9 @@ def _is_loopback(host: str) -> bool:
 def run_serve(args: argparse.Namespace) -> int:
     import torch
 
+    from rewardkit.device import resolve_device
     from rewardkit.model import RewardModel
     from rewardkit.serving.server import ServerConfig, serve
-    from rewardkit.training.trainer import resolve_device
 
     for name in ("max_batch_size", "max_body_bytes", "max_queue_size", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
