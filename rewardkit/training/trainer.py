@@ -30,7 +30,7 @@ from rewardkit.data.collate import EncodedDataset, collate_groups, encode_datase
 from rewardkit.device import precision_dtype, resolve_device
 from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.pairwise import score_encoded_dataset
+from rewardkit.model.metrics import score_encoded_dataset
 from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
