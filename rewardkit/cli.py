@@ -45,7 +45,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-accum", dest="gradient_accumulation_steps", type=int, help="micro-batches per step (1)")
     p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (1e-5)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (0)")
-    p.add_argument("--warmup-ratio", type=float, help="share of steps for linear warmup before cosine decay (0.03)")
+    p.add_argument("--warmup-ratio", type=float, help="share of steps for linear warmup before the decay (0.03)")
+    p.add_argument("--lr-schedule", choices=["cosine", "linear", "constant"], help="decay after warmup (cosine)")
     p.add_argument("--center-rewards", dest="center_rewards_coefficient", type=float,
                    help="coefficient of the (r_w + r_l)^2 centering penalty (0)")
     p.add_argument("--seed", type=int, help="random seed (0)")

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from rewardkit.model.interface import RewardBackbone
@@ -190,24 +191,73 @@ def encoder_head(hf_model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tenso
 
 
 def forward_rows(model: RewardBackbone, batch: EncoderRows) -> torch.Tensor:
-    """Rewards at `batch.reward_rows/columns` from one forward of the backbone."""
+    """Rewards at `batch.reward_rows/columns` from one forward of the backbone; where the layers are laid out like
+    BERT's, the last layer runs only at the reward tokens."""
     hf_model, device = model.hf_model, model.device
     segments = batch.segments.to(device)
-    if batch.packed:
-        mask = block_diagonal_mask(segments)
-        if hf_model.config._attn_implementation == "eager":  # eager adds the mask to the scores
-            blocked = torch.finfo(hf_model.dtype).min
-            mask = torch.zeros(mask.shape, dtype=hf_model.dtype, device=device).masked_fill(~mask, blocked)
-    else:
-        mask = (segments >= 0).long()
+    # [rows, 1, W, W] for packed rows; [rows, 1, 1, W] (key padding only) for rows of one sequence.
+    mask = block_diagonal_mask(segments) if batch.packed else (segments >= 0)[:, None, None, :]
+    if hf_model.config._attn_implementation == "eager":  # eager adds the mask to the scores
+        blocked = torch.finfo(hf_model.dtype).min
+        mask = torch.zeros(mask.shape, dtype=hf_model.dtype, device=device).masked_fill(~mask, blocked)
     backbone = getattr(hf_model, hf_model.base_model_prefix)
-    hidden = backbone(
-        input_ids=batch.input_ids.to(device),
-        attention_mask=mask,
-        position_ids=batch.position_ids.to(device),
-        token_type_ids=torch.zeros_like(segments),
-    ).last_hidden_state
-    return encoder_head(hf_model, hidden[batch.reward_rows.to(device), batch.reward_columns.to(device)])
+    inputs = dict(input_ids=batch.input_ids.to(device), position_ids=batch.position_ids.to(device),
+                  token_type_ids=torch.zeros_like(segments))  # fmt: skip
+    rows, columns = batch.reward_rows.to(device), batch.reward_columns.to(device)
+    if supports_encoder_last_layer_skip(backbone):
+        hidden = backbone.embeddings(**inputs)
+        if hasattr(backbone, "embeddings_project"):  # ELECTRA: embedding width -> hidden width
+            hidden = backbone.embeddings_project(hidden)
+        layers = backbone.encoder.layer
+        for layer in layers[:-1]:
+            hidden = layer(hidden, attention_mask=mask)
+        return encoder_head(hf_model, encoder_layer_at(layers[-1], hidden, mask, rows, columns))
+    hidden = backbone(attention_mask=mask, **inputs).last_hidden_state
+    return encoder_head(hf_model, hidden[rows, columns])
+
+
+# Encoder layers laid out like BERT's: attention.self (query / key / value), attention.output (dense, dropout,
+# LayerNorm of the residual), intermediate, output (the same): their last layer can run at the reward tokens only.
+BERT_LAYOUT_LAYERS = frozenset({"BertLayer", "RobertaLayer", "XLMRobertaLayer", "ElectraLayer"})
+
+
+def supports_encoder_last_layer_skip(backbone: torch.nn.Module) -> bool:
+    """Known BERT-like layers, unwrapped and unhooked (FSDP / ZeRO-3 / device-map hooks on a layer's call would be
+    bypassed), without chunked feed-forward or cross-attention."""
+    layers = getattr(getattr(backbone, "encoder", None), "layer", None)
+    if not layers or not hasattr(backbone, "embeddings"):
+        return False
+    layer = layers[-1]
+    hooked = layer._forward_pre_hooks or layer._forward_hooks or "forward" in vars(layer)
+    return (
+        type(layer).__name__ in BERT_LAYOUT_LAYERS
+        and not hooked
+        and not getattr(layer, "add_cross_attention", False)
+        and not getattr(layer, "chunk_size_feed_forward", 0)
+        and all(hasattr(layer.attention.self, name) for name in ("query", "key", "value"))
+    )
+
+
+def encoder_layer_at(
+    layer: torch.nn.Module, hidden: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor
+) -> torch.Tensor:
+    """The layer's output [n, hidden] at the selected tokens only: keys and values from every token of the row,
+    queries, attention output and feed-forward at the selected ones. Exact up to float rounding (tests/perf)."""
+    attention = layer.attention.self
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    num_rows, width, _ = hidden.shape
+    selected = hidden[rows, columns]
+    queries = attention.query(selected).view(len(rows), heads, 1, size)
+    # Each query gets its row's keys and values (a copy per query: n x W x hidden, bounded by the batch's tokens).
+    keys = attention.key(hidden).view(num_rows, width, heads, size).transpose(1, 2)[rows]
+    values = attention.value(hidden).view(num_rows, width, heads, size).transpose(1, 2)[rows]
+    query_mask = mask[rows, :, columns if mask.shape[2] > 1 else 0].unsqueeze(2)  # [n, 1, 1, W]
+    context = F.scaled_dot_product_attention(
+        queries, keys, values, attn_mask=query_mask, scale=attention.scaling,
+        dropout_p=attention.dropout.p if attention.training else 0.0,
+    )  # fmt: skip
+    attended = layer.attention.output(context.reshape(len(rows), heads * size), selected)
+    return layer.output(layer.intermediate(attended), attended)
 
 
 def forward_bucket(model: RewardBackbone, batch: EncoderRows) -> torch.Tensor:

@@ -11,6 +11,8 @@ import yaml
 
 from rewardkit.errors import RewardkitError
 
+LR_SCHEDULES = ("cosine", "linear", "constant")
+
 
 @dataclass
 class TrainConfig:
@@ -33,7 +35,8 @@ class TrainConfig:
     learning_rate: float = 1e-5
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
-    min_lr_ratio: float = 0.0  # cosine decays to learning_rate * min_lr_ratio
+    lr_schedule: str = "cosine"  # after warmup: cosine | linear | constant
+    min_lr_ratio: float = 0.0  # the schedule decays to learning_rate * min_lr_ratio
     max_grad_norm: float = 1.0
     center_rewards_coefficient: float = 0.0
     seed: int = 0
@@ -83,6 +86,7 @@ class TrainConfig:
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "eval_fraction": 0 <= self.eval_fraction < 1,
             "precision": self.precision in ("auto", "fp32", "bf16"),
+            "lr_schedule": self.lr_schedule in LR_SCHEDULES,
             "max_length": self.max_length is None or self.max_length >= 8,
         }
         for name, ok in checks.items():

@@ -1,4 +1,4 @@
-"""AdamW with linear warmup and cosine decay, the schedule most reward-model recipes use."""
+"""AdamW with linear warmup, then cosine decay (most reward-model recipes), linear (TRL's default) or none."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def build_optimizer(
         if step < warmup:
             return (step + 1) / (warmup + 1)
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine
+        decay = {"cosine": 0.5 * (1.0 + math.cos(math.pi * progress)), "linear": 1.0 - progress, "constant": 1.0}
+        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * decay[config.lr_schedule]
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)

@@ -21,6 +21,7 @@ from rewardkit.model.encoder_packing import (
     encoder_rewards,
     length_buckets,
     plan_layout,
+    supports_encoder_last_layer_skip,
     supports_encoder_packing,
 )
 from rewardkit.model.prefix_sharing import PackingCost, pack_rows, unpad
@@ -67,6 +68,10 @@ def forced(name: str):
     return plan
 
 
+def backbone_of(model: RewardModel) -> torch.nn.Module:
+    return getattr(model.hf_model, model.hf_model.base_model_prefix)
+
+
 def _grads(model: RewardModel) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
@@ -74,7 +79,7 @@ def _grads(model: RewardModel) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_rewards_and_gradients_equal_the_padded_forward(model, batch, layout, attention, monkeypatch):
-    assert supports_encoder_packing(model)
+    assert supports_encoder_packing(model) and supports_encoder_last_layer_skip(backbone_of(model))
     monkeypatch.setattr(model.hf_model.config, "_attn_implementation", attention)
     monkeypatch.setattr(encoder_packing, "plan_layout", forced(layout))
     model.zero_grad()
@@ -104,6 +109,22 @@ def test_packed_rows_need_the_block_diagonal_mask(model, batch, monkeypatch):
             s.shape[0], 1, s.shape[1], s.shape[1], dtype=torch.bool))  # fmt: skip
         leaked = encoder_rewards(model, sequences)
     assert (leaked - expected).abs().max() > 1e-3
+
+
+def test_hooked_last_layers_keep_the_full_forward(model, batch, monkeypatch):
+    """A hook on the last layer (FSDP, ZeRO-3, device maps) would be bypassed by running it at [CLS] only."""
+    layer = backbone_of(model).encoder.layer[-1]
+    handle = layer.register_forward_pre_hook(lambda module, args: None)
+    try:
+        assert not supports_encoder_last_layer_skip(backbone_of(model))
+        monkeypatch.setattr(encoder_packing, "plan_layout", forced("packed"))
+        with torch.no_grad():
+            expected = model.padded_forward(batch["input_ids"], batch["attention_mask"])
+            got = encoder_rewards(model, unpad(batch["input_ids"], batch["attention_mask"]))
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got, expected, **TOLERANCE)
+    assert supports_encoder_last_layer_skip(backbone_of(model))
 
 
 def test_block_diagonal_mask_keeps_each_sequence_to_itself():
