@@ -13,7 +13,7 @@ Two layouts do it:
   Works for every encoder (no position ids or 4D mask needed), attention stays within each sequence; it costs a
   forward per bucket.
 
-A cost model (`PackingCost`: linear work per token, attention per (query, key) pair, plus a fixed cost per forward)
+A cost model (`encoder_cost`: linear work per token, attention per (query, key) pair, plus a fixed cost per forward)
 picks the cheapest of one padded batch, buckets and packed rows. Rewards and gradients equal the padded forward's up
 to float rounding (tests/perf/test_encoder_packing.py).
 
@@ -34,13 +34,21 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from rewardkit.model.interface import RewardBackbone
-from rewardkit.model.prefix_sharing import PackingCost, pack_rows
+from rewardkit.model.prefix_sharing import ATTENTION_OVERHEAD, PackingCost, pack_rows
 
 SUPPORTED_ATTENTION = ("sdpa", "eager")  # implementations that take a custom 4D mask
 # A forward and its backward cost about this many tokens' work beyond the tokens themselves (per-layer kernel
 # launches, the dense embedding gradient of each forward): buckets are merged unless the padding they save is worth
-# more. Rough, measured on MiniLM-L6 on CPU (`python benchmarks/hh_minilm.py --calibrate`).
-FORWARD_OVERHEAD_TOKENS = 256
+# more. Rough: a 1 x 8 forward + backward of MiniLM-L6 on CPU takes about as long as ~100 tokens in a large batch.
+FORWARD_OVERHEAD_TOKENS = 128
+
+
+def encoder_cost(config) -> PackingCost:
+    """Work per token (linear layers: attention projections and a two-matrix MLP) and per attended pair."""
+    d, layers = config.hidden_size, config.num_hidden_layers
+    intermediate = getattr(config, "intermediate_size", None) or 4 * d
+    return PackingCost(token=2.0 * layers * (4 * d * d + 2 * d * intermediate),
+                       pair=4.0 * d * layers * ATTENTION_OVERHEAD)  # fmt: skip
 
 
 def first_position_id(config) -> int | None:
@@ -289,7 +297,7 @@ def encoder_rewards(
 
     config = model.hf_model.config
     packable = supports_encoder_packing(model)
-    layout = plan_layout([len(s) for s in sequences], PackingCost.for_config(config), packable)
+    layout = plan_layout([len(s) for s in sequences], encoder_cost(config), packable)
     pad_token_id = model.tokenizer.pad_token_id
     first_position = first_position_id(config) if packable else 0
     pieces, order = [], []
