@@ -18,6 +18,7 @@ import platform
 import random
 import resource
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -371,10 +372,20 @@ def environment(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "load_average_at_start": os.getloadavg()[0],
+        "commit": source_commit(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def source_commit() -> str:
+    """The rewardkit commit measured: git's HEAD, or $REWARDKIT_COMMIT for a copy of the tree without .git."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("REWARDKIT_COMMIT", "unknown")
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
