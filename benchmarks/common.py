@@ -35,7 +35,7 @@ from rewardkit.device import cpu_bf16_verdict, cpu_flags, cpu_model_name
 from rewardkit.testing import build_tiny_llama, build_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("BENCHMARK_RESULTS_DIR") or REPO / "benchmarks" / "results")  # dry runs: elsewhere
 HH_PATH = REPO.parent / "shared" / "data" / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
@@ -197,8 +197,24 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seco
 
 
 def matmul_peaks(device: torch.device) -> dict[str, float]:
-    """This machine's fp32 and bf16 matmul peaks, measured now: what MFU is reported against."""
+    """This machine's fp32 and bf16 matmul peaks, measured now: what MFU is reported against. A GPU needs large
+    matrices to reach its peak; a CPU without bf16 units would take minutes on them in bf16."""
+    if device.type == "cuda":
+        return {"fp32": matmul_peak(torch.float32, device, size=8192), "bf16": matmul_peak(torch.bfloat16, device,
+                                                                                            size=8192)}  # fmt: skip
     return {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (SXM parts), FLOP/s: MFU is also reported against these.
+GPU_BF16_DATASHEET_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+                            "A10": 125e12}  # fmt: skip
+
+
+def datasheet_bf16_peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in GPU_BF16_DATASHEET_PEAKS.items() if key in name), None)
 
 
 def synchronize(device: torch.device) -> None:
@@ -376,6 +392,7 @@ def environment(device: torch.device) -> dict:
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_bf16_datasheet_peak_tflops"] = (datasheet_bf16_peak(device) or float("nan")) / 1e12
     return info
 
 

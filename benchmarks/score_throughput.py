@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 from common import (
+    SHAPES,
     FlopCounter,
     Work,
     build_model_dir,
@@ -230,7 +231,8 @@ def main() -> None:
     parser.add_argument("--no-ablations", dest="ablations", action="store_false",
                         help="skip token ids, bf16 autocast and torch.compile")
     parser.add_argument("--backbone", choices=["bench", "minilm"], default="bench",
-                        help="bench: the 3.3M Llama built from a config; minilm: the pretrained MiniLM-L6 encoder")
+                        help="bench: a Llama built from a config (--shape); minilm: the pretrained MiniLM-L6 encoder")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="bench", help="the Llama's shape (common.SHAPES)")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="every system's, resolved once and reported (auto: bf16 where the CPU computes it fast)")
     parser.add_argument("--output", help="results name under benchmarks/results/ (default: score_throughput)")
@@ -248,7 +250,10 @@ def main() -> None:
     info = environment(device)
     args.precision = precision_name(precision_dtype(args.precision, device))
     hh = load_hh()
-    sft_dir = minilm_path() if args.backbone == "minilm" else build_model_dir(workdir / "sft", hh_texts(hh))
+    if args.backbone == "minilm":
+        sft_dir = minilm_path()
+    else:
+        sft_dir = build_model_dir(workdir / "sft", hh_texts(hh), spec=SHAPES[args.shape])
     rm_dir = workdir / "rm"
     torch.manual_seed(args.seed)  # the encoder's new head
     RewardModel.from_sft(sft_dir, max_length=args.max_length).save_pretrained(rm_dir)

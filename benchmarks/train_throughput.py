@@ -57,6 +57,7 @@ from common import (
     FlopCounter,
     Work,
     build_model_dir,
+    datasheet_bf16_peak,
     environment,
     fits,
     group_fits,
@@ -304,7 +305,10 @@ def make_systems(workload: Workload, args, model_dir: Path, workdir: Path) -> di
 
 # ------------------------------------------------------------------------------------------------------ report
 def report_rows(workload: Workload, runs: dict, works: dict, flops: FlopCounter, peaks: dict, args) -> list[dict]:
-    """Rates per step of each system's whole call (a trl-defaults run may take fewer steps than the others)."""
+    """Rates per step of each system's whole call (a trl-defaults run may take fewer steps than the others). MFU
+    is against the matmul peak measured now at the row's precision, and on a GPU also against its datasheet bf16
+    peak."""
+    datasheet = datasheet_bf16_peak(resolve_device(args.device)) if args.precision == "bf16" else None
     keys = ["seconds", "loop_seconds", "steps", "accuracy", "peak_rss_mib", "rss_growth_mib", "cpu_user_s",
             "cpu_sys_s", "page_faults"]
     summaries = {name: summarize(system_runs, keys) for name, system_runs in runs.items()}
@@ -323,6 +327,8 @@ def report_rows(workload: Workload, runs: dict, works: dict, flops: FlopCounter,
             "vs_trl": rates[name] / rates["trl"] if "trl" in rates else float("nan"),
             "tokens_per_s": tokens_per_step / step_seconds[name],
             "mfu_pct": 100 * flops.train(works[name]) / workload.steps / step_seconds[name] / peak,
+            "mfu_datasheet_pct": 100 * flops.train(works[name]) / workload.steps / step_seconds[name] / datasheet
+            if datasheet else None,
             "seconds_per_step": step_seconds[name],
             "tokens_per_epoch": works[name].tokens,
             **summary,
@@ -351,6 +357,7 @@ COLUMNS = [
     ("vs_trl", "x TRL"),
     ("tokens_per_s", "tokens/s"),
     ("mfu_pct", "MFU %"),
+    ("mfu_datasheet_pct", "MFU % of datasheet"),
     ("seconds_per_step", "s/step"),
     ("accuracy", "val acc"),
     ("peak_rss_mib", "peak RSS MiB"),
