@@ -51,7 +51,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="coefficient of the (r_w + r_l)^2 centering penalty (0)")
     p.add_argument("--seed", type=int, help="random seed (0)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="bf16 autocast; auto = bf16 where it is fast (GPUs, CPUs with AMX or AVX512-BF16)")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
     p.add_argument("--dropout", action="store_true", default=None,
                    help="keep the backbone's dropout while training (off by default, as in TRL)")

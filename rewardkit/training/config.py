@@ -43,7 +43,7 @@ class TrainConfig:
 
     # Hardware
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 where the device computes it fast: rewardkit.device) | fp32 | bf16
     gradient_checkpointing: bool = False
     # Dropout off while training (TRL's and OpenRLHF's default too): with it the two rewards of a comparison are
     # computed under different random masks, which adds noise to r_w - r_l, and on CPUs attention dropout forces
