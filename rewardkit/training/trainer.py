@@ -82,8 +82,12 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     share_prefix = config.share_prefix and supports_packing(model)
     if config.share_prefix and not share_prefix and is_main:
         model_type = getattr(model.hf_model.config, "model_type", "?")
-        logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
-                    "with sdpa or eager attention)", model_type)
+        if model.is_decoder:
+            logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like "
+                        "decoders with sdpa or eager attention)", model_type)
+        else:
+            logger.info("share_prefix: %s is a bidirectional encoder, whose prompt states depend on the response: "
+                        "batches are packed without padding, prompts are not shared", model_type)
     train_set, eval_set, load_report = load_train_and_eval(config)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
