@@ -325,6 +325,8 @@ def report_rows(workload: Workload, runs: dict, works: dict, flops: FlopCounter,
             "precision": precision,
             "comparisons_per_s": rates[name],
             "vs_trl": rates[name] / rates["trl"] if "trl" in rates else float("nan"),
+            "vs_trl_loop": summaries["trl"]["loop_seconds"] / summaries["trl"]["steps"] / (
+                summary["loop_seconds"] / summary["steps"]) if "trl" in rates else float("nan"),
             "tokens_per_s": tokens_per_step / step_seconds[name],
             "mfu_pct": 100 * flops.train(works[name]) / workload.steps / step_seconds[name] / peak,
             "mfu_datasheet_pct": 100 * flops.train(works[name]) / workload.steps / step_seconds[name] / datasheet
@@ -355,6 +357,7 @@ COLUMNS = [
     ("precision", "precision"),
     ("comparisons_per_s", "comparisons/s"),
     ("vs_trl", "x TRL"),
+    ("vs_trl_loop", "x TRL (loops only)"),
     ("tokens_per_s", "tokens/s"),
     ("mfu_pct", "MFU %"),
     ("mfu_datasheet_pct", "MFU % of datasheet"),
@@ -428,9 +431,9 @@ def main() -> None:
                         help="rewardkit's and TRL's (trl-defaults: its own), resolved once and reported")
     parser.add_argument("--trl-defaults-steps", type=int, help="steps of the trl-defaults run (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--hh-steps", type=int, default=6, help="8 pairs per step")
-    parser.add_argument("--k4-steps", type=int, default=3, help="4 rankings (24 comparisons) per step")
-    parser.add_argument("--k9-steps", type=int, default=3, help="1 ranking (36 comparisons) per step")
+    parser.add_argument("--hh-steps", type=int, default=20, help="8 pairs per step")
+    parser.add_argument("--k4-steps", type=int, default=10, help="4 rankings (24 comparisons) per step")
+    parser.add_argument("--k9-steps", type=int, default=10, help="1 ranking (36 comparisons) per step")
     parser.add_argument("--long-steps", type=int, default=3, help="long-k4: 2 rankings (12 comparisons) per step")
     parser.add_argument("--long-context", type=int, default=12, help="long-k4: HH dialogues before each question")
     parser.add_argument("--long-max-length", type=int, default=2048, help="long-k4: tokens per prompt + response")
@@ -503,7 +506,8 @@ def main() -> None:
         f"peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s (MFU is against the "
         f"peak of the row's precision).\n\n{table}\n\n{verdicts(rows)}\n\n"
         "comparisons/s = comparisons per step / seconds per step of each system's whole call (rewardkit: `train()`, "
-        "TRL: `RewardTrainer(...)` + `train()` + `save_model()`; both load the model, tokenize, train and save). "
+        "TRL: `RewardTrainer(...)` + `train()` + `save_model()`; both load the model, tokenize, train and save); "
+        "x TRL (loops only) compares the training loops alone (TRL's train_runtime, rewardkit's loop timer). "
         "TRL runs each step's pairs as one micro-batch (no accumulation), gradient checkpointing off; "
         "`trl-defaults` keeps RewardConfig's defaults for those (bf16 autocast, gradient checkpointing). tokens/s and "
         "MFU count the tokens each system must compute (TRL: both sequences of every pair; rewardkit-padded and "
