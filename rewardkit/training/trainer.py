@@ -28,9 +28,10 @@ from transformers import set_seed
 from rewardkit.data import LoadReport, PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
 from rewardkit.data.options import DataOptions
+from rewardkit.device import precision_dtype, resolve_device
 from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.pairwise import score_encoded_dataset
+from rewardkit.model.metrics import score_encoded_dataset
 from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
@@ -69,7 +70,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     rank, world, is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     output_dir = Path(config.output_dir)
     device = accelerator.device if world > 1 else resolve_device(config.device)
-    autocast_dtype = resolve_autocast_dtype(config.precision, device)
+    autocast_dtype = precision_dtype(config.precision, device)  # auto: bf16 where the device computes it fast
     resume_from = latest_checkpoint(output_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
@@ -83,11 +84,16 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     train_set, eval_set, load_report = load_train_and_eval(config)  # a bad record fails before the model loads
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, resume_from).to(device)
+    model.precision = config.precision  # validation and normalization score at the training precision
     share_prefix = config.share_prefix and supports_packing(model)
     if config.share_prefix and not share_prefix and is_main:
         model_type = getattr(model.hf_model.config, "model_type", "?")
-        logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
-                    "with sdpa or eager attention)", model_type)
+        if model.is_decoder:
+            logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like "
+                        "decoders with sdpa or eager attention)", model_type)
+        else:
+            logger.info("share_prefix: %s is a bidirectional encoder, whose prompt states depend on the response: "
+                        "batches are packed without padding, prompts are not shared", model_type)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -206,6 +212,8 @@ def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardM
         model = RewardModel.from_pretrained(resume_from)
     else:  # LoRA resumes by rebuilding the same wrapper and loading its adapters (see checkpoint.py)
         model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init)
+    if not config.dropout:
+        disable_dropout(model.model)
     if config.gradient_checkpointing:  # transformers 5 renamed it; 4.x has only the old name
         enable = getattr(model.hf_model, "activation_checkpointing_enable", None)
         if enable is not None:
@@ -215,6 +223,16 @@ def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardM
     if config.lora_rank:
         model.model = _wrap_lora(model, config)
     return model
+
+
+def disable_dropout(module: torch.nn.Module) -> None:
+    """Dropout rate 0 everywhere: nn.Dropout modules and the float rates attention layers read themselves
+    (Llama-like `attention_dropout`). The saved config keeps the original rates."""
+    for submodule in module.modules():
+        if isinstance(submodule, torch.nn.Dropout):
+            submodule.p = 0.0
+        if isinstance(getattr(submodule, "attention_dropout", None), float):
+            submodule.attention_dropout = 0.0
 
 
 def _wrap_lora(model: RewardModel, config: TrainConfig):
@@ -312,23 +330,6 @@ def _diverged(what: str, step: int, output_dir: Path) -> TrainingDivergedError:
         "Try a lower --lr, --precision fp32, or check the data for extreme inputs, then run again "
         "(add --resume to continue from the checkpoint)."
     )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means plain fp32. 'auto' picks bf16 only on GPUs that support it."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def _mean(records: list[dict], key: str) -> float:
