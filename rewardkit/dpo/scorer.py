@@ -26,7 +26,7 @@ from rewardkit.dpo.encode import encode_for_policy, encode_preferences_for_polic
 from rewardkit.dpo.logprobs import batched_sequence_logprobs
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.pairwise import PairwiseMetrics, pairwise_metrics
-from rewardkit.rl.sampling import pad_token_id
+from rewardkit.lm import pad_token_id
 
 MODES = ("reference", "sum", "mean")
 DEFAULT_MAX_LENGTH = 512

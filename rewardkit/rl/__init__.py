@@ -4,6 +4,7 @@ A reward function is any `Callable[[list[str], list[str]], torch.Tensor]` mappin
 score per response; the reward model and the gold reward are both adapted to it.
 """
 
+from rewardkit.lm import Samples, response_logprobs, sample_responses
 from rewardkit.rl.best_of_n import (
     BestOfNConfig,
     BestOfNResult,
@@ -15,11 +16,10 @@ from rewardkit.rl.best_of_n import (
     expected_best_of_n,
     kl_best_of_n,
 )
-from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, response_logprobs, sequence_kl
+from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, sequence_kl
 from rewardkit.rl.overoptimization import OveroptimizationFit, fit_best_of_n, fit_overoptimization, fit_rl
 from rewardkit.rl.ppo import PPOConfig, PPOResult, ValueModel, train_ppo
 from rewardkit.rl.rewards import RewardFn, score_responses
-from rewardkit.rl.sampling import Samples, sample_responses
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 
 __all__ = [
