@@ -171,11 +171,14 @@ def _add_demo(subparsers) -> None:
     p.add_argument("--mitigations", action="store_true",
                    help="also train a reward-model ensemble and a DPO policy (in the first seed's world) and compare "
                    "their over-optimization with the single RM's (adds a few minutes)")
+    p.add_argument("--workers", type=int, help="processes that run a seed's PPO runs side by side; the results do "
+                   "not depend on it (default: the number of CPUs, at most 4)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress and stage headings")
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from rewardkit.errors import RewardkitError
@@ -185,6 +188,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         raise RewardkitError(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")
     if Path(args.output).exists() and not Path(args.output).is_dir():
         raise RewardkitError(f"--output {args.output} is a file; give a directory")
+    if args.workers is not None and args.workers < 1:
+        raise RewardkitError(f"--workers must be at least 1, got {args.workers}")
+    workers = args.workers or min(os.cpu_count() or 1, 4)
     from rewardkit.demo import DemoConfig, run_demo, write_report
     from rewardkit.demo.report import summary_lines
     from rewardkit.progress import Console
@@ -195,7 +201,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             if len(seeds) > 1 else f"seed {seeds[0]}")
     console.print(f"rewardkit demo, {what}: under {limit} per seed on 2 idle CPU cores -> {args.output}/")
     config = DemoConfig.quick(seed=seeds[0]) if args.quick else DemoConfig(seed=seeds[0])
-    results = run_demo(config, args.output, seeds=seeds, console=console)
+    results = run_demo(config, args.output, seeds=seeds, console=console, workers=workers)
     if args.mitigations:
         from rewardkit.demo.mitigations import MitigationsConfig, run_mitigations
         from rewardkit.demo.mitigations import summary_lines as mitigation_lines

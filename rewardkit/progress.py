@@ -24,6 +24,15 @@ from typing import TextIO
 
 from tqdm.auto import tqdm
 
+_plain_everywhere = False
+
+
+def use_plain_lines(plain: bool = True) -> None:
+    """Plain lines for every bar of this process, terminal or not: for worker processes that share the parent's
+    terminal, where redrawn bars from several processes would overwrite each other."""
+    global _plain_everywhere
+    _plain_everywhere = plain
+
 
 def _is_terminal(stream: TextIO) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
@@ -106,11 +115,11 @@ ProgressBar = PlainBar | TerminalBar
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True, stream: TextIO | None = None,
-                 unit: str = "steps") -> ProgressBar:
-    """A bar named `desc` on `stream` (stderr): tqdm on a terminal, a few plain lines otherwise, nothing when not
-    `enabled`."""
+                 unit: str = "steps", plain: bool | None = None) -> ProgressBar:
+    """A bar named `desc` on `stream` (stderr): tqdm on a terminal, a few plain lines otherwise (or when `plain`, e.g.
+    from one of several processes sharing a terminal), nothing when not `enabled`."""
     stream = stream or sys.stderr
-    if enabled and not _is_terminal(stream):
+    if enabled and (plain or _plain_everywhere or not _is_terminal(stream)):
         return PlainBar(total, desc, stream, unit)
     return TerminalBar(total, desc, stream, unit, enabled=enabled)
 

@@ -33,8 +33,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rewardkit.data import Comparison, PreferenceDataset, PreferenceGroup, load_preferences
 from rewardkit.data.collate import encode_dataset
 from rewardkit.demo.config import DemoConfig
-from rewardkit.demo.pipeline import DEFAULT_RM, run_ppo, summarize, to_json
+from rewardkit.demo.pipeline import summarize, to_json
 from rewardkit.demo.plots import number, series
+from rewardkit.demo.ppo_runs import DEFAULT_RM, run_ppo
 from rewardkit.dpo import DPOConfig, DPOScorer, train_dpo
 from rewardkit.ensemble import (
     EnsembleConfig,

@@ -21,7 +21,6 @@ holds no timings: the same seed on the same machine writes the same file (timing
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -35,12 +34,22 @@ import torch
 
 from rewardkit.data import load_preferences
 from rewardkit.demo.config import DemoConfig
+from rewardkit.demo.ppo_runs import (
+    CONTROLS,
+    DEFAULT_RM,
+    GOLD_RM,
+    UNBIASED_RM,
+    UTILITY,
+    PPOJob,
+    labeller_utility,
+    reward_model_dir,
+    run_ppo_jobs,
+)
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console, format_seconds, quiet_libraries
-from rewardkit.rl import BestOfNConfig, PPOConfig, train_ppo
+from rewardkit.rl import BestOfNConfig
 from rewardkit.rl.best_of_n import sample_and_score
 from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
-from rewardkit.rl.evaluation import HeldOutEvaluation
 from rewardkit.rl.statistics import over_seeds
 from rewardkit.training import TrainConfig, train
 from rewardkit.world import (
@@ -57,22 +66,16 @@ from rewardkit.world import (
     response_length,
     save_policy,
     train_sft_policy,
-    utilities,
     write_rankings,
 )
 from rewardkit.world.ceilings import LENGTH_RULE, accuracy_by_length, ceilings_and_baselines, held_out_pairs
 
-DEFAULT_RM = "RM (biased noisy labels)"
-UTILITY = "noise-free biased utility"
-GOLD_RM = "RM on gold labels"
-UNBIASED_RM = "RM on unbiased noisy labels"
-CONTROLS = (UTILITY, GOLD_RM, UNBIASED_RM, DEFAULT_RM)  # the mechanism controls, the default last
-
 
 def run_demo(config: DemoConfig, output_dir: str | Path, seeds: Sequence[int] | None = None,
-             console: Console | None = None, progress: bool = True) -> dict:
+             console: Console | None = None, progress: bool = True, workers: int = 1) -> dict:
     """Run every stage for each seed (default: `config.seed`), write seed-N/results.json and the combined
-    results.json (and timings.json) into `output_dir`; return the combined results."""
+    results.json (and timings.json) into `output_dir`; return the combined results. `workers` processes run the
+    PPO runs of a seed side by side (the results do not depend on it)."""
     output_dir = Path(output_dir)
     seeds = list(seeds) if seeds is not None else [config.seed]
     if len(set(seeds)) != len(seeds):
@@ -90,7 +93,8 @@ def run_demo(config: DemoConfig, output_dir: str | Path, seeds: Sequence[int] | 
             for number, seed in enumerate(seeds, 1):
                 label = f"seed {seed}" + (f", {number} of {len(seeds)}" if len(seeds) > 1 else "")
                 seed_console = Console(console.enabled, console.stream, prefix=f"[{label}] ")
-                runs.append(run_seed(replace(config, seed=seed), output_dir / f"seed-{seed}", seed_console))
+                runs.append(run_seed(replace(config, seed=seed), output_dir / f"seed-{seed}", seed_console,
+                                     workers))
                 timings[str(seed)] = seed_console.seconds | {"total": round(sum(seed_console.seconds.values()), 2)}
                 _print_time_left(console, timings, len(seeds) - number)
     finally:
@@ -109,7 +113,7 @@ def _print_time_left(console: Console, timings: dict, remaining: int) -> None:
                       f"{format_seconds(remaining * float(np.mean(done)))} left for {remaining} more")
 
 
-def run_seed(config: DemoConfig, output_dir: Path, console: Console) -> dict:
+def run_seed(config: DemoConfig, output_dir: Path, console: Console, workers: int = 1) -> dict:
     """Every stage for one seed; writes results.json (and checkpoints, data) into `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -117,7 +121,7 @@ def run_seed(config: DemoConfig, output_dir: Path, console: Console) -> dict:
     results: dict = {"seed": config.seed, "config": config.to_dict()}
 
     def stage(name: str, detail: str):
-        return console.stage(name, detail, total=6 + bool(config.control_ppo_steps))
+        return console.stage(name, detail, total=6)
 
     with stage("SFT policy", f"{config.sft.num_demonstrations:,} demonstrations, {config.sft.steps} steps"):
         policy, tokenizer = train_sft_policy(world, config.sft, progress=console.enabled)
@@ -158,35 +162,32 @@ def run_seed(config: DemoConfig, output_dir: Path, console: Console) -> dict:
         (output_dir / "sft-reference.json").write_text(json.dumps(  # the centre for later runs (--mitigations)
             {"prompts": eval_prompts, "means": {name: values.tolist() for name, values in sft_scores.items()}}))
 
-    def ppo(proxy: str, beta: float, steps: int) -> OptimizationCurve:
-        reference = {**sft_scores, "proxy": sft_scores[proxy]}
-        return run_ppo(world, policy, tokenizer, proxies[proxy], reference, eval_prompts, config, beta, steps,
-                       f"PPO β={beta:g} against the {proxy}, seed {config.seed}", console,
-                       output_dir / "training-logs" / f"ppo-{_slug(proxy)}-beta-{beta:g}.jsonl")
-
+    jobs = [PPOJob(DEFAULT_RM, beta, config.ppo_steps) for beta in config.ppo_betas]
+    if config.control_ppo_steps:
+        jobs += [PPOJob(name, 0.0, config.control_ppo_steps) for name in CONTROLS
+                 if name != DEFAULT_RM or 0.0 not in config.ppo_betas]
     betas = ", ".join(f"{b:g}" for b in config.ppo_betas)
-    checkpoints = len(config.checkpoint_steps())
-    with stage("PPO", f"β = {betas}, {config.ppo_steps} steps each, held-out evaluation at {checkpoints} checkpoints"):
-        ppo_curves = {beta: ppo(DEFAULT_RM, beta, config.ppo_steps) for beta in config.ppo_betas}
-        results["ppo"] = {f"β={beta:g}": summarize(curve, config) for beta, curve in ppo_curves.items()}
-        if 0.0 in ppo_curves:
-            results["ppo_comparisons"] = {
-                f"β={beta:g} minus β=0, gold at the end": paired_difference(
-                    ppo_curves[0.0], curve, seed=config.stage_seed("bootstrap"))
-                for beta, curve in ppo_curves.items() if beta != 0.0}
-
+    controls = f"; β = 0 against each control for {config.control_ppo_steps} steps" if config.control_ppo_steps else ""
+    with stage("PPO", f"β = {betas} against the RM for {config.ppo_steps} steps{controls}: {len(jobs)} runs, "
+                      f"{min(workers, len(jobs))} at a time, held-out evaluation at fixed steps"):
+        labeller = {key: results["data"][f"labeller_{key}"] for key in ("temperature", "length_bias", "format_bias")}
+        curves = run_ppo_jobs(jobs, output_dir, config, eval_prompts, sft_scores, labeller, console.enabled, workers)
+    ppo_curves = {job.beta: curve for job, curve in curves.items() if job.proxy == DEFAULT_RM and
+                  job.steps == config.ppo_steps}
+    results["ppo"] = {f"β={beta:g}": summarize(curve, config) for beta, curve in ppo_curves.items()}
+    if 0.0 in ppo_curves:
+        results["ppo_comparisons"] = {
+            f"β={beta:g} minus β=0, gold at the end": paired_difference(
+                ppo_curves[0.0], curve, seed=config.stage_seed("bootstrap"))
+            for beta, curve in ppo_curves.items() if beta != 0.0}
     results["controls"] = {"best_of_n": control_differences(bon_curves, config)}
     if config.control_ppo_steps:
-        others = [name for name in CONTROLS if name != DEFAULT_RM or 0.0 not in ppo_curves]
-        with stage("Mechanism controls", f"PPO β=0 for {config.control_ppo_steps} steps against {len(others)} "
-                                         "other proxies"):
-            curves = {name: ppo(name, 0.0, config.control_ppo_steps) for name in others}
-            if DEFAULT_RM not in curves:
-                curves[DEFAULT_RM] = ppo_curves[0.0].up_to(config.control_ppo_steps)
-            results["controls_ppo"] = {name: summarize(curves[name], config) for name in CONTROLS}
-            results["controls"]["ppo"] = control_differences(curves, config)
-    else:
-        console.print(f"{console.prefix}mechanism controls: best-of-n only (control_ppo_steps = 0)")
+        control_curves = {job.proxy: curve for job, curve in curves.items() if job.steps == config.control_ppo_steps
+                          and job.beta == 0.0}
+        if DEFAULT_RM not in control_curves:  # the main β = 0 run, at equal steps
+            control_curves[DEFAULT_RM] = ppo_curves[0.0].up_to(config.control_ppo_steps)
+        results["controls_ppo"] = {name: summarize(control_curves[name], config) for name in CONTROLS}
+        results["controls"]["ppo"] = control_differences(control_curves, config)
     (output_dir / "results.json").write_text(to_json(results))
     return results
 
@@ -239,15 +240,14 @@ def train_reward_models(sft_dir: Path, config: DemoConfig, output_dir: Path,
     data_dir = output_dir / "data"
     train_records = [json.loads(line) for line in (data_dir / "train.jsonl").read_text().splitlines()]
 
-    def fit(data: Path, name: str, description: str, random_init: bool = False,
-            keep: str | None = None) -> tuple[RewardModel, dict]:
+    def fit(data: Path, description: str, save_to: Path, random_init: bool = False) -> tuple[RewardModel, dict]:
         num_groups = sum(1 for line in data.read_text().splitlines() if line.strip())
         dataset = load_preferences(data, format="ranking")
         steps = max(20, int(config.rm_epochs * math.ceil(num_groups / config.rm_batch_size)))
         bar = console.bar(steps, f"{description}, {dataset.num_comparisons:,} comparisons, seed {config.seed}")
         result = train(TrainConfig(
             model=str(sft_dir), data=[str(data)], eval_data=[str(data_dir / "val.jsonl")], format="ranking",
-            output_dir=str(output_dir / (keep or f"rm-runs/{name}")), random_init=random_init,
+            output_dir=str(save_to), random_init=random_init,
             batch_size=config.rm_batch_size, learning_rate=config.rm_learning_rate, warmup_ratio=0.05,
             seed=config.stage_seed("rm"), max_steps=steps, eval_steps=10**9, save_steps=10**9, logging_steps=10,
             progress_bar=False,
@@ -266,13 +266,13 @@ def train_reward_models(sft_dir: Path, config: DemoConfig, output_dir: Path,
         for init, random_init in (("SFT", False), ("random init", True)):
             full = count == len(train_records)
             name = DEFAULT_RM if full and not random_init else f"RM from {init}, {count} prompts"
-            keep = "reward-model" if name == DEFAULT_RM else None
-            models[name], facts[name] = fit(path, f"{'random' if random_init else 'sft'}-init-{count}",
-                                            f"RM from {init}", random_init, keep)
+            save_to = reward_model_dir(output_dir, name) if name == DEFAULT_RM else \
+                output_dir / f"rm-runs/{'random' if random_init else 'sft'}-init-{count}"
+            models[name], facts[name] = fit(path, f"RM from {init}", save_to, random_init)
             facts[name] |= {"init": init, "prompts": count, "labels": "biased noisy labeller"}
     for name, file, labels in ((GOLD_RM, "train-gold-labels.jsonl", "gold (noise-free)"),
                                (UNBIASED_RM, "train-unbiased-labels.jsonl", "unbiased noisy labeller")):
-        models[name], facts[name] = fit(data_dir / file, name.replace(" ", "-"), f"{name} from SFT")
+        models[name], facts[name] = fit(data_dir / file, f"{name} from SFT", reward_model_dir(output_dir, name))
         facts[name] |= {"init": "SFT", "prompts": len(train_records), "labels": labels}
     return {"runs": facts}, models
 
@@ -294,33 +294,6 @@ def run_best_of_n(world: World, policy, tokenizer, prompts: list[str], proxies: 
     return {name: summarize(curve, config) for name, curve in curves.items()}, sft_means, curves
 
 
-def run_ppo(world: World, sft_policy, tokenizer, proxy, reference: dict[str, np.ndarray], eval_prompts: list[str],
-            config: DemoConfig, beta: float, steps: int, description: str, console: Console,
-            log_path: Path | None = None, metrics: dict | None = None) -> OptimizationCurve:
-    """PPO from the SFT policy against `proxy` for `steps` steps, evaluated on fresh samples for `eval_prompts` at
-    `config.checkpoint_steps()` up to `steps` (and at `steps`); the curve is centred on `reference`, SFT's per-prompt
-    means (for the proxy, when `reference` has none: SFT's fresh samples at step 0). `metrics` are measured too."""
-    policy = copy.deepcopy(sft_policy).requires_grad_(True)  # the SFT model stays frozen: it is PPO's reference
-    train_prompts = [format_prompt(p) for p in world.prompts(world.num_prompts("train"), split="train")]
-    evaluation = HeldOutEvaluation(sft_policy, tokenizer, eval_prompts,
-                                   {"gold": world.gold_reward, "proxy": proxy, **(metrics or {})},
-                                   describe=world.measure, samples_per_prompt=config.ppo_eval_samples,
-                                   max_new_tokens=config.max_new_tokens, seed=config.stage_seed("evaluation"))
-    checkpoints = sorted({step for step in config.checkpoint_steps() if step <= steps} | {0, steps})
-    evaluation.evaluate(sft_policy, 0)
-    result = train_ppo(
-        policy, sft_policy, tokenizer, train_prompts, proxy,
-        PPOConfig(steps=steps, batch_size=config.ppo_batch_size, learning_rate=config.ppo_learning_rate, beta=beta,
-                  max_new_tokens=config.max_new_tokens, seed=config.stage_seed("ppo"), progress=console.enabled,
-                  progress_desc=description),
-        callback=evaluation.callback(checkpoints[1:]),
-    )
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("".join(json.dumps(row) + "\n" for row in result.log))
-    return evaluation.curve({"proxy": evaluation.values["proxy"][0], **reference})
-
-
 def summarize(curve: OptimizationCurve, config: DemoConfig) -> dict:
     return summarize_curve(curve, num_bootstrap=config.bootstrap_samples, seed=config.stage_seed("bootstrap"))
 
@@ -334,20 +307,6 @@ def control_differences(curves: dict[str, OptimizationCurve], config: DemoConfig
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def labeller_utility(world: World, labeller: Labeller):
-    """The labeller's noise-free utility u = gold + length and format bonuses, as a reward function."""
-
-    def utility(prompts: list[str], responses: list[str]) -> torch.Tensor:
-        return torch.tensor([utilities(world, p, [r], labeller.length_bias, labeller.format_bias)[0]
-                             for p, r in zip(prompts, responses, strict=True)], dtype=torch.float32)
-
-    return utility
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-
-
 def _score(model: RewardModel, prompt: str, responses: list[str]) -> np.ndarray:
     return model.score([prompt] * len(responses), responses, batch_size=256).double().numpy()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rewardkit.demo.pipeline import CONTROLS, DEFAULT_RM, GOLD_RM, UNBIASED_RM, UTILITY
 from rewardkit.demo.plots import (
     GOLD_TERMS,
     number,
@@ -19,6 +18,7 @@ from rewardkit.demo.plots import (
     plot_ppo_features,
     plot_reward_models,
 )
+from rewardkit.demo.ppo_runs import CONTROLS, DEFAULT_RM, GOLD_RM, UNBIASED_RM, UTILITY
 from rewardkit.reporting import Document
 from rewardkit.rl.statistics import NOT_RESOLVED, Estimate, verdict
 from rewardkit.world.ceilings import LENGTH_RULE

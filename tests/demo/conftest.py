@@ -27,13 +27,14 @@ TINY = DemoConfig(
 RUN_SEEDS = """
 import json, sys
 from rewardkit.demo import DemoConfig, run_demo
-run_demo(DemoConfig.from_dict(json.loads(sys.argv[1])), sys.argv[2], seeds=[0, 1])
+run_demo(DemoConfig.from_dict(json.loads(sys.argv[1])), sys.argv[2], seeds=[0, 1], workers=2)
 """
 
 
 @pytest.fixture(scope="session")
 def two_seeds(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """Seeds 0 and 1 through `run_demo` in a child process whose stdout and stderr are pipes (not a terminal)."""
+    """Seeds 0 and 1 through `run_demo` in a child process whose stdout and stderr are pipes (not a terminal), the
+    PPO runs in two worker processes."""
     output = tmp_path_factory.mktemp("demo-seeds")
     process = subprocess.run([sys.executable, "-c", RUN_SEEDS, json.dumps(TINY.to_dict()), str(output)],
                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
@@ -43,7 +44,7 @@ def two_seeds(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 
 @pytest.fixture(scope="session")
 def seed_one(tmp_path_factory) -> tuple[Path, dict]:
-    """Seed 1 alone, in this process."""
+    """Seed 1 alone, in this process, every PPO run in it too."""
     output = tmp_path_factory.mktemp("demo-seed-1")
     with one_thread():
         results = run_demo(TINY, output, seeds=[1], console=Console(enabled=False))

@@ -10,12 +10,13 @@ from PIL import Image
 
 from rewardkit.cli import main
 from rewardkit.demo import write_report
-from rewardkit.demo.pipeline import CONTROLS, DEFAULT_RM
+from rewardkit.demo.ppo_runs import CONTROLS, DEFAULT_RM
 from rewardkit.rl.statistics import is_estimate
 
 
 def test_the_same_seed_writes_the_same_results_json(two_seeds, seed_one):
-    """Seed 1 in a fresh process after seed 0, and alone in this one: byte for byte the same science."""
+    """Seed 1 in a fresh process after seed 0 (PPO in two workers), and alone in this one (no workers): byte for
+    byte the same science."""
     (seeds_dir, _), (alone_dir, _) = two_seeds, seed_one
     assert (seeds_dir / "seed-1" / "results.json").read_bytes() == (alone_dir / "seed-1" / "results.json").read_bytes()
     assert (alone_dir / "results.json").read_text() != ""  # the combined file of one seed
@@ -66,7 +67,7 @@ def test_console_names_every_bar_has_stage_headings_and_no_library_noise(two_see
     _, process = two_seeds
     out = process.stdout + process.stderr
     assert "\r" not in out  # not a terminal: plain lines, no bars redrawn in place
-    for heading in ("[seed 0, 1 of 2] 1/7 SFT policy", "[seed 1, 2 of 2] 6/7 PPO", "Mechanism controls: done in"):
+    for heading in ("[seed 0, 1 of 2] 1/6 SFT policy", "[seed 1, 2 of 2] 6/6 PPO", "6/6 PPO: done in"):
         assert heading in out
     assert "RM from SFT, " in out and "comparisons, seed 1" in out and "PPO β=0.05 against the RM" in out
     assert "about" in out and "left for 1 more" in out  # the time the remaining seeds will take
@@ -94,6 +95,7 @@ def test_report_states_verdicts_only_with_intervals_and_draws_bands(two_seeds):
 @pytest.mark.parametrize("argv, message", [
     (["demo", "--seeds", "1", "1"], "each seed once"),
     (["demo", "--output", "{file}"], "is a file"),
+    (["demo", "--workers", "0"], "--workers must be at least 1"),
 ])
 def test_bad_demo_options_get_one_line(argv, message, tmp_path, capsys):
     file = tmp_path / "taken"
