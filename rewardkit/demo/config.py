@@ -66,9 +66,9 @@ class DemoConfig:
             ppo_steps=40,
             ppo_batch_size=32,
             ppo_learning_rate=3e-4,
-            ppo_checkpoints=8,
-            ppo_eval_samples=8,
-            control_ppo_steps=24,
+            ppo_checkpoints=6,
+            ppo_eval_samples=4,
+            control_ppo_steps=16,
         )
 
     def stage_seed(self, stage: str) -> int:

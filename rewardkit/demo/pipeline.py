@@ -348,11 +348,12 @@ def to_json(value) -> str:
 
 
 def finite_json(value):
-    """JSON has no inf/nan: write inf as the strings "inf"/"-inf" (a fitted peak that does not exist), nan as null."""
+    """JSON has no inf/nan: write inf as the strings "inf"/"-inf" (a fitted peak that does not exist), nan as null;
+    floats with 6 significant digits (far below every interval's width)."""
     if isinstance(value, float):
         if math.isnan(value):
             return None
-        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+        return float(f"{value:.6g}") if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, np.floating | np.integer):
         return finite_json(value.item())
     if isinstance(value, dict):
