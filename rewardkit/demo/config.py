@@ -50,6 +50,9 @@ class DemoConfig:
         self.sft = replace(self.sft, seed=self.seed)
         if self.bon_samples < self.bon_n_max:
             raise ValueError(f"bon_samples ({self.bon_samples}) must be >= bon_n_max ({self.bon_n_max})")
+        if not 0 <= self.control_ppo_steps <= self.ppo_steps:
+            raise ValueError(f"control_ppo_steps ({self.control_ppo_steps}) must lie in 0..ppo_steps "
+                             f"({self.ppo_steps}): the controls are compared with the main run at equal steps")
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
