@@ -45,14 +45,22 @@ def pct(value: dict) -> str:
     return Estimate(clipped.value, max(clipped.low, 0.0), min(clipped.high, 1.0)).format(".1%")
 
 
-def claim(value: dict | Estimate, if_above: str, if_below: str, question: str, spec: str = "+.2f") -> str:
-    """'gold first rose (+0.28 [+0.20, +0.33])', or 'whether gold first rose is not resolved at this sample size
-    (...)'."""
+def points(value: dict | Estimate) -> str:
+    """A difference of accuracies in percentage points: '-7.5 points [-8.7, -6.3]'."""
+    value = value if isinstance(value, Estimate) else estimate(value)
+    return f"{Estimate(100 * value.value, 100 * value.low, 100 * value.high).format('+.1f')} points"
+
+
+def claim(value: dict | Estimate, if_above: str, if_below: str, question: str, what: str = "",
+          shown: str | None = None) -> str:
+    """'gold first rose (gold at the peak: +0.28 [+0.20, +0.33])', or 'whether gold first rose is not resolved at
+    this sample size (gold at the peak: ...)'. `shown`: the estimate as text (default: +0.00 [...])."""
     value = value if isinstance(value, Estimate) else estimate(value)
     said = verdict(value, if_above, if_below)
+    detail = f"({what}: {shown or value.format()})" if what else f"({shown or value.format()})"
     if said == NOT_RESOLVED:
-        return f"whether {question} is {NOT_RESOLVED} ({value.format(spec)})"
-    return f"{said} ({value.format(spec)})"
+        return f"whether {question} is {NOT_RESOLVED} {detail}"
+    return f"{said} {detail}"
 
 
 def per_seed(value: dict, spec: str = "+.2f") -> str:
@@ -94,47 +102,40 @@ def summary_lines(results: dict) -> list[str]:
 def _ceilings_sentence(results: dict) -> str:
     c = results["ceilings"]
     rm, rule, utility = (c["judges"][name] for name in (DEFAULT_RM, LENGTH_RULE, UTILITY_JUDGE))
-    gap = estimate(rm["expected_minus_bayes"])
     over_rule = estimate(rm["vs_gold_minus_length_rule"])
     return (
         f"On held-out rankings the reward model reaches {pct(rm['vs_labels'])} against the recorded labels "
         f"({pct(rm['expected_vs_labels'])} expected against a fresh label) and {pct(rm['vs_gold'])} against gold. "
         f"The ceiling against one noisy label is the Bayes ceiling mean max(p, 1−p) = {pct(c['bayes_ceiling'])}, "
         f"not the labeller agreement mean p² + (1−p)² = {pct(c['labeller_agreement'])}; the RM's expected "
-        f"accuracy minus the Bayes ceiling is {gap.format('+.1%')}. "
+        f"accuracy minus the Bayes ceiling: {points(rm['expected_minus_bayes'])}. "
         f"Baselines: the length-only rule (longer wins) {pct(rule['vs_labels'])} against labels and "
         f"{pct(rule['vs_gold'])} against gold; the noise-free labeller utility (no RM, no noise, the biases kept) "
-        f"{pct(utility['vs_gold'])} against gold. Against gold the RM is "
-        + _compare(over_rule, "above the length-only rule", "below the length-only rule", ".1%") + "."
+        f"{pct(utility['vs_gold'])} against gold. Against gold the RM "
+        + claim(over_rule, "beats the length-only rule", "is below the length-only rule",
+                "it beats the length-only rule", "RM minus rule", points(over_rule)) + "."
     )
-
-
-def _compare(difference: Estimate, above: str, below: str, spec: str) -> str:
-    said = verdict(difference, above, below)
-    if said == NOT_RESOLVED:
-        return f"level with the length-only rule within noise ({difference.format('+' + spec)}; {NOT_RESOLVED})"
-    return f"{abs(difference.value):{spec}} {said} ({difference.format('+' + spec)})"
 
 
 def _length_sentence(results: dict) -> str:
     by_length = results["accuracy_by_length"][DEFAULT_RM]
     longer, shorter = by_length["better is longer"], by_length["better is shorter"]
-    return (f"The RM learned the labellers' length bias: its reward correlates with length (Pearson r = "
+    return (f"How far the RM follows length: its reward correlates with length (Pearson r = "
             f"{number(results['reward_models']['length_correlation']):.2f}); it agrees with the label on "
             f"{pct(longer['accuracy'])} of pairs whose labelled-better response is longer "
             f"({number(longer['share']):.0%} of pairs) and on {pct(shorter['accuracy'])} when it is shorter "
-            f"({number(shorter['share']):.0%}).")
+            f"({number(shorter['share']):.0%}); the length-only rule scores 100% and 0% there.")
 
 
 def _curve_verdicts(curve: dict, unit: str) -> str:
     """Did gold rise, fall after its peak, end below SFT: each stated only when its interval says so."""
     return "; ".join([
-        claim(curve["gain_at_peak"], "gold first rose", "gold never rose above SFT", "gold first rose") +
-        " (gold at the peak, cross-fitted)",
-        claim(curve["drop_after_peak"], "then fell", "it was still rising at the end", "gold fell after its peak") +
-        " (peak minus end, cross-fitted)",
-        claim(curve["end"]["gold"], "ended above SFT", "ended below SFT", f"gold at {unit} differs from SFT's") +
-        f" at {unit}",
+        claim(curve["gain_at_peak"], "gold first rose", "gold never rose above SFT", "gold first rose",
+              "gold at the peak, cross-fitted"),
+        claim(curve["drop_after_peak"], "then fell", "it was still rising at the end", "gold fell after its peak",
+              "peak minus end, cross-fitted"),
+        claim(curve["end"]["gold"], f"ended above SFT at {unit}", f"ended below SFT at {unit}",
+              f"gold at {unit} differs from SFT's", "gold"),
     ])
 
 
@@ -184,9 +185,8 @@ def _controls_sentences(results: dict) -> list[str]:
         ends = "; ".join(f"{name} {fmt(curves[name]['end']['gold'])}" for name in CONTROLS)
         diffs = results["controls"][kind]
         relative = "; ".join(
-            f"{name}: " + verdict(estimate(diffs[name]), "more gold than the default RM",
-                                  "less gold than the default RM")
-            + f" ({fmt(diffs[name])})" for name in CONTROLS if name != DEFAULT_RM)
+            f"{name}: " + claim(diffs[name], "kept more gold", "kept less gold", "it kept more gold")
+            for name in CONTROLS if name != DEFAULT_RM)
         lines.append(f"Mechanism controls, {where}: gold (SFT = 0) under {ends}. Paired against the default RM "
                      f"(same prompts{', same samples' if kind == 'best_of_n' else ''}): {relative}.")
         lines.append(_decomposition_sentence(curves[DEFAULT_RM], where))
@@ -202,8 +202,8 @@ def _decomposition_sentence(curve: dict, where: str) -> str:
                 if verdict(estimate(end[f"gold:{term}"]), "up", "down") != NOT_RESOLVED]
     unresolved = [term for term in terms if verdict(estimate(end[f"gold:{term}"]), "up", "down") == NOT_RESOLVED]
     features = "; ".join(
-        f"{name.replace('_', ' ')} " + verdict(estimate(end[name]), "rose", "fell") + f" ({fmt(end[name])})"
-        f"{per_seed(end[name])}" for name in FEATURES)
+        claim(end[name], f"{name.replace('_', ' ')} rose", f"{name.replace('_', ' ')} fell",
+              f"{name.replace('_', ' ')} changed") + per_seed(end[name]) for name in FEATURES)
     text = (f"Under the default RM ({where}) the gold change {fmt(end['gold'])} splits into terms: "
             + ("; ".join(resolved) if resolved else "no term resolved"))
     if unresolved:
@@ -221,7 +221,7 @@ def build_document(results: dict, plots: dict[str, str], timings: dict | None = 
     doc.heading("What happened")
     doc.bullets(summary_lines(results))
     doc.paragraph(
-        "What drives it: the labellers rank by gold reward plus a bonus per word and per list marker "
+        "The setup: the labellers rank by gold reward plus a bonus per word and per list marker "
         f"(length bias {number(data['labeller_length_bias']):g}, format bias {number(data['labeller_format_bias']):g},"
         f" noise temperature {number(data['labeller_temperature']):.2f}). The gold reward penalizes responses longer "
         f"than {config['world']['optimal_length']} content words, repetition and off-topic words, and gives nothing "
@@ -251,7 +251,7 @@ def build_document(results: dict, plots: dict[str, str], timings: dict | None = 
     doc.table(["judge", "trained on", "vs labels", "vs a fresh label (expected)", "vs gold",
                "minus Bayes ceiling", "vs gold minus length rule"],
               [[name, _trained_on(runs.get(name)), pct(j["vs_labels"]), pct(j["expected_vs_labels"]),
-                pct(j["vs_gold"]), fmt(j["expected_minus_bayes"], "+.1%"), fmt(j["vs_gold_minus_length_rule"], "+.1%")]
+                pct(j["vs_gold"]), points(j["expected_minus_bayes"]), points(j["vs_gold_minus_length_rule"])]
                for name, j in ceilings["judges"].items()])
     doc.table(["judge", "labelled-better response is", "share of pairs", "accuracy vs labels"],
               [[judge, case, f"{number(row['share']):.1%}", pct(row["accuracy"])]
