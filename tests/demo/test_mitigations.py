@@ -50,7 +50,7 @@ def test_best_of_n_re_ranks_one_sample_set(mitigations):
     for run in curves.values():
         assert [p["n"] for p in run["points"]] == [1, 2, 4, 8]
         assert run["points"][0]["gold"]["value"] == 0.0  # centred on plain sampling
-        assert run["points"][-1]["kl"] == pytest.approx(math.log(8) - 7 / 8)
+        assert run["points"][-1]["kl"] == pytest.approx(math.log(8) - 7 / 8, rel=1e-5)  # 6 digits in the json
     assert len({run["disagreement_at_sft"] for run in curves.values()}) == 1  # the same samples for every scorer
 
 
