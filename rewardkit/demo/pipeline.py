@@ -26,6 +26,7 @@ import math
 import os
 import platform
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from rewardkit.demo.ppo_runs import (
     labeller_utility,
     reward_model_dir,
     run_ppo_jobs,
+    worker_pool,
 )
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console, format_seconds, quiet_libraries
@@ -88,16 +90,18 @@ def run_demo(config: DemoConfig, output_dir: str | Path, seeds: Sequence[int] | 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    pool = worker_pool(workers)
     try:
         with quiet_libraries():
             for number, seed in enumerate(seeds, 1):
                 label = f"seed {seed}" + (f", {number} of {len(seeds)}" if len(seeds) > 1 else "")
                 seed_console = Console(console.enabled, console.stream, prefix=f"[{label}] ")
-                runs.append(run_seed(replace(config, seed=seed), output_dir / f"seed-{seed}", seed_console,
-                                     workers))
+                runs.append(run_seed(replace(config, seed=seed), output_dir / f"seed-{seed}", seed_console, pool))
                 timings[str(seed)] = seed_console.seconds | {"total": round(sum(seed_console.seconds.values()), 2)}
                 _print_time_left(console, timings, len(seeds) - number)
     finally:
+        if pool is not None:
+            pool.shutdown()
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
     results = combine_seeds(runs, config)
@@ -113,8 +117,9 @@ def _print_time_left(console: Console, timings: dict, remaining: int) -> None:
                       f"{format_seconds(remaining * float(np.mean(done)))} left for {remaining} more")
 
 
-def run_seed(config: DemoConfig, output_dir: Path, console: Console, workers: int = 1) -> dict:
-    """Every stage for one seed; writes results.json (and checkpoints, data) into `output_dir`."""
+def run_seed(config: DemoConfig, output_dir: Path, console: Console, pool: Executor | None = None) -> dict:
+    """Every stage for one seed; writes results.json (and checkpoints, data) into `output_dir`; the PPO runs go to
+    `pool`'s worker processes when there is one."""
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     world = World(config.world)
@@ -168,10 +173,11 @@ def run_seed(config: DemoConfig, output_dir: Path, console: Console, workers: in
                  if name != DEFAULT_RM or 0.0 not in config.ppo_betas]
     betas = ", ".join(f"{b:g}" for b in config.ppo_betas)
     controls = f"; β = 0 against each control for {config.control_ppo_steps} steps" if config.control_ppo_steps else ""
-    with stage("PPO", f"β = {betas} against the RM for {config.ppo_steps} steps{controls}: {len(jobs)} runs, "
-                      f"{min(workers, len(jobs))} at a time, held-out evaluation at fixed steps"):
+    side_by_side = " side by side in worker processes" if pool is not None else ""
+    with stage("PPO", f"β = {betas} against the RM for {config.ppo_steps} steps{controls}: {len(jobs)} runs"
+                      f"{side_by_side}, held-out evaluation at fixed steps"):
         labeller = {key: results["data"][f"labeller_{key}"] for key in ("temperature", "length_bias", "format_bias")}
-        curves = run_ppo_jobs(jobs, output_dir, config, eval_prompts, sft_scores, labeller, console.enabled, workers)
+        curves = run_ppo_jobs(jobs, output_dir, config, eval_prompts, sft_scores, labeller, console.enabled, pool)
     ppo_curves = {job.beta: curve for job, curve in curves.items() if job.proxy == DEFAULT_RM and
                   job.steps == config.ppo_steps}
     results["ppo"] = {f"β={beta:g}": summarize(curve, config) for beta, curve in ppo_curves.items()}

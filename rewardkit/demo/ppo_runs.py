@@ -1,8 +1,8 @@
 """The demo's PPO runs: each evaluated on fresh samples for held-out prompts at fixed steps, run side by side.
 
-A run is a `PPOJob` (which proxy, which β, how many steps). `run_ppo_jobs` runs a seed's jobs in this process or,
-with `workers` > 1, in that many worker processes: the models are tiny and run single-threaded, so on a machine with
-two cores two runs take about the time of one. Every run loads the SFT policy and its proxy from the seed's
+A run is a `PPOJob` (which proxy, which β, how many steps). `run_ppo_jobs` runs a seed's jobs in this process or
+in a pool of worker processes (`worker_pool`): the models are tiny and run single-threaded, so on a machine with two
+cores two runs take about the time of one. Every run loads the SFT policy and its proxy from the seed's
 directory and draws from its own seeded streams, so the results are the same however many workers run them
 (tests/demo checks this byte for byte).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +120,21 @@ def _start_worker() -> None:
     use_plain_lines()  # several processes share one terminal
 
 
+def worker_pool(workers: int) -> Executor | None:
+    """`workers` processes for `run_ppo_jobs` (None for 1: run in this process); use it as a context manager."""
+    if workers <= 1:
+        return None
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or thread state
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+
+
 def run_ppo_jobs(jobs: list[PPOJob], seed_dir: Path, config: DemoConfig, eval_prompts: list[str],
                  reference: dict[str, np.ndarray], labeller: dict, progress: bool,
-                 workers: int = 1) -> dict[PPOJob, OptimizationCurve]:
-    """Every job, in this process (`workers` = 1) or in `workers` processes, longest first."""
+                 pool: Executor | None = None) -> dict[PPOJob, OptimizationCurve]:
+    """Every job, in this process (no `pool`) or in the pool's processes, longest first."""
     shared = (eval_prompts, reference, labeller, progress)
-    if workers <= 1 or len(jobs) <= 1:
+    if pool is None:
         return {job: run_job(seed_dir, config, job, *shared) for job in jobs}
-    context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or thread state
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_start_worker) as pool:
-        futures = {job: pool.submit(run_job, seed_dir, config, job, *shared)
-                   for job in sorted(jobs, key=lambda job: -job.steps)}
-        return {job: futures[job].result() for job in jobs}
+    futures = {job: pool.submit(run_job, seed_dir, config, job, *shared)
+               for job in sorted(jobs, key=lambda job: -job.steps)}
+    return {job: futures[job].result() for job in jobs}
