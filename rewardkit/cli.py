@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from rewardkit.cli_options import (
-    ERROR_PREFIX,
     ArgumentParser,
     add_scoring_inputs,
     add_train_options,
     check_model_source,
     read_items,
+    run,
     train_config,
 )
-from rewardkit.errors import RewardkitError
 
 logger = logging.getLogger("rewardkit")
 
@@ -197,20 +195,4 @@ def command_paths(parser: argparse.ArgumentParser | None = None) -> list[list[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if "argv" in vars(args):
-        args.argv = sys.argv[1:] if argv is None else list(argv)
-    logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
-    if False in (vars(args).get("progress"), vars(args).get("progress_bar")):  # --no-progress: transformers' too
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-    try:
-        return args.handler(args)
-    except (RewardkitError, FileNotFoundError) as error:
-        print(f"{ERROR_PREFIX} {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("rewardkit: interrupted (a training run continues from its last checkpoint with --resume)",
-              file=sys.stderr)
-        return 130
+    return run(build_parser(), argv)

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import typing
 import urllib.parse
 from collections.abc import Iterable
@@ -43,6 +44,28 @@ def fail(message: str) -> NoReturn:
     raise RewardkitError(message)
 
 
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the chosen command's `handler`: a user's mistake (RewardkitError, a missing file) is
+    one line and exit status 2. The entry point of `rewardkit` and of `python -m rewardkit.serving` alike."""
+    args = parser.parse_args(argv)
+    if "argv" in vars(args):
+        args.argv = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
+    if False in (vars(args).get("progress"), vars(args).get("progress_bar")):  # --no-progress: transformers' too
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    try:
+        return args.handler(args)
+    except (RewardkitError, FileNotFoundError) as error:
+        print(f"{ERROR_PREFIX} {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rewardkit: interrupted (a training run continues from its last checkpoint with --resume)",
+              file=sys.stderr)
+        return 130
+
+
 # ------------------------------------------------------------------------------------- options from dataclasses
 def add_config_options(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
@@ -51,16 +74,19 @@ def add_config_options(
     only: Iterable[str] | None = None,
     exclude: Iterable[str] = (),
     unset_default: bool = False,
+    defaults: dict[str, Any] | None = None,
 ) -> None:
     """One option per field of `config` that carries `rewardkit.fields.option` metadata: flag, help (with the
     default), choices and the valid range come from the field. `unset_default` leaves every default at None, so
-    a caller can tell what was given on the command line (`train` lets --config fill in the rest)."""
+    a caller can tell what was given on the command line (`train` lets --config fill in the rest); `defaults`
+    replaces some fields' defaults for this command (`label serve` listens on 8080)."""
     hints = typing.get_type_hints(config)
     only, exclude = (set(only) if only is not None else None), set(exclude)
     for field in option_fields(config):
         if (only is not None and field.name not in only) or field.name in exclude:
             continue
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        default = (defaults or {}).get(field.name, default)
         meta = field.metadata
         kwargs: dict[str, Any] = {"dest": field.name, "help": _help(meta["help"], default)}
         value_type, is_list = _value_type(hints[field.name])

@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from rewardkit.cli_options import ArgumentParser, add_batch_size, add_config_options, check_output_file, run
 from rewardkit.errors import RewardkitError
+from rewardkit.serving.config import HttpSettings
 
 logger = logging.getLogger("rewardkit.label")
 DB_HELP = "database URL: sqlite:///file.db or postgresql://user:password@host/dbname ($REWARDKIT_LABEL_DB, " \
@@ -49,7 +51,7 @@ def add_label_parser(subparsers) -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=int, default=64, help="tokens per response at most (64)")
     gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (1.0)")
     gen.add_argument("--top-k", type=int, help="sample among the k most likely tokens (default: all)")
-    gen.add_argument("--batch-size", type=int, default=16, help="sequences per sampling batch (16)")
+    add_batch_size(gen, default=16)
     gen.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
     gen.add_argument("--output", help="also write the items as JSONL here")
     gen.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
@@ -66,13 +68,12 @@ def add_label_parser(subparsers) -> argparse.ArgumentParser:
     invite.add_argument("--base-url", default="http://127.0.0.1:8080", help="where the app is served, for the link")
 
     serve = _command(commands, "serve", "serve the labelling app over HTTP (uvicorn)", _run_serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (8080)")
+    add_config_options(serve, HttpSettings, only=["host", "port", "max_connections"],
+                       defaults={"port": 8080, "max_connections": 256})
     serve.add_argument("--rm", help="reward model (or ensemble) directory: the dashboard shows its agreement "
                        "with each annotator")
     serve.add_argument("--secure-cookies", action="store_true",
                        help="mark cookies Secure (set it when a TLS proxy serves the app over HTTPS)")
-    serve.add_argument("--max-connections", type=int, default=256, help="connections at once; more get 503 (256)")
 
     export = _command(commands, "export", "write the ranking format, every annotator's ranking kept", _run_export)
     export.add_argument("--project", required=True)
@@ -89,7 +90,7 @@ def add_label_parser(subparsers) -> argparse.ArgumentParser:
                           "(active selection)", _run_prioritize)
     prioritize.add_argument("--project", required=True)
     prioritize.add_argument("--ensemble", required=True, help="ensemble directory from `rewardkit ensemble train`")
-    prioritize.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    add_batch_size(prioritize)
     return p
 
 
@@ -207,8 +208,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     config = GenerateConfig(args.policy, args.k, args.max_new_tokens, args.temperature, args.top_k, args.seed,
                             args.batch_size, device=args.device)
     config.validate()
-    if args.output and not Path(args.output).resolve().parent.is_dir():
-        raise RewardkitError(f"--output {args.output}: the folder does not exist")
+    check_output_file(args.output)
     store = _store(args.db)
     prompts = read_prompts(args.prompts)
     items = generate_items(config, prompts, progress=args.progress)
@@ -262,7 +262,6 @@ def label_app(db: str, config):
 def _run_serve(args: argparse.Namespace) -> int:
     from rewardkit.label.app import AppConfig
     from rewardkit.serving.asgi import AppFactory, is_loopback, run_server
-    from rewardkit.serving.config import HttpSettings
 
     settings = HttpSettings(host=args.host, port=args.port, max_connections=args.max_connections)
     settings.check()
@@ -282,6 +281,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 def _run_export(args: argparse.Namespace) -> int:
     from rewardkit.label.export import export_records, write_jsonl
 
+    check_output_file(args.output)
     store = _store(args.db)
     records = export_records(store, args.project, args.one_per_annotator, args.exclude_unsafe)
     write_jsonl(records, args.output)
@@ -293,6 +293,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from rewardkit.label.stats import project_stats
 
+    check_output_file(args.output)
     store = _store(args.db)
     stats = project_stats(store.items(args.project), store.judgements(args.project))
     summary = {k: v for k, v in stats.items() if k not in ("timeline", "seconds")}
@@ -327,6 +328,6 @@ def _run_prioritize(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m rewardkit.label ...`: the same as `rewardkit label ...`."""
-    from rewardkit.cli import main as rewardkit_main
-
-    return rewardkit_main(["label", *(sys.argv[1:] if argv is None else argv)])
+    parser = ArgumentParser(prog="python -m rewardkit")
+    add_label_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return run(parser, ["label", *(sys.argv[1:] if argv is None else argv)])

@@ -11,34 +11,23 @@ import dataclasses
 import logging
 import os
 import stat
-import sys
 from pathlib import Path
 
+from rewardkit.cli_options import ArgumentParser, add_config_options, bounded, run
+from rewardkit.data.options import DataOptions
 from rewardkit.errors import RewardkitError
 from rewardkit.serving.config import ServerConfig
 
 logger = logging.getLogger("rewardkit.serving")
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(ServerConfig):
-        if "help" not in f.metadata:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, action="store_true", help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} ({f.default})")
-
-
 def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
-    _add_config_options(p)
+    add_config_options(p, ServerConfig)
     p.add_argument("--api-key-file", help="file holding an API key; requests must send 'Authorization: Bearer KEY'")
-    p.add_argument("--max-length", type=int, help="override the checkpoint's max tokens per prompt+response")
+    add_config_options(p, DataOptions, only=["max_length"])  # the checkpoint's own unless given
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=bounded("--threads", at_least=1),
                    help="torch CPU threads per worker for the forward pass (default: torch's choice with one worker, "
                    "the cores divided among workers otherwise); 1 avoids stalls on busy machines, where one "
                    "descheduled thread holds up every parallel op")
@@ -94,9 +83,6 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if hasattr(args, f.name)}
     config = ServerConfig(**values, api_key=read_api_key(args.api_key_file) if args.api_key_file else None)
     config.check()
-    for name in ("threads", "max_length"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise RewardkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not Path(args.model).is_dir():
         raise RewardkitError(f"--model '{args.model}' is not a directory; give the output directory of "
                              "`rewardkit train`")
@@ -139,6 +125,5 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m rewardkit.serving ...`: the same as `rewardkit serve ...`."""
-    from rewardkit.cli import main as rewardkit_main
-
-    return rewardkit_main(["serve", *(sys.argv[1:] if argv is None else argv)])
+    parser = ArgumentParser(prog="python -m rewardkit.serving", description="Serve a reward model over HTTP.")
+    return run(_configure(parser), argv)

@@ -217,6 +217,13 @@ def test_user_mistakes_are_one_line_errors(trained, tiny_sft, tmp_path):
         (["dpo", "score", "--policy", tiny_sft, "--data", data, "--mode", "reference"], {}, "needs --ref"),
         (["eval", "--model", rm, "--data", data, "--calibrate-fraction", "0.3", "--calibrate-on", data], {},
          "not allowed with argument"),
+        (["serve", "--model", rm, "--port", "-1"], {}, "--port must be in [0, 65535] (got -1)"),
+        (["serve", "--model", rm, "--api-key-file", tmp_path], {}, "is a directory; give the file that holds the key"),
+        (["label", "serve", "--port", "70000"], {}, "--port must be in [0, 65535] (got 70000)"),
+        (["label", "stats", "--project", "p", "--output", "/nonexistent/dir/s.json"], {},
+         "directory /nonexistent/dir does not exist"),
+        (["label", "prioritize", "--project", "p", "--ensemble", rm, "--batch-size", "0"], {},
+         "--batch-size must be >= 1 (got 0)"),
     ]
     for args, env, expected in cases:
         result = _cli(*args, env=env)
@@ -277,20 +284,31 @@ def test_mistakes_are_reported_before_torch_is_imported(trained, tmp_path):
     assert codes == [2] * len(mistakes) and imported == [], result.stderr
 
 
+HEAVY_MODULES = ("torch", "transformers", "asyncio", "uvicorn", "starlette", "sqlalchemy", "alembic", "matplotlib")
+
+
 def test_help_and_version_answer_without_torch_or_transformers():
-    """Every command's --help, and --version, run without importing torch or transformers (they load only when a
-    command runs), so they answer at once."""
+    """Every command's --help (serve and label's sub-commands included, also through `python -m rewardkit.serving`
+    and `python -m rewardkit.label`), and --version, run without importing torch, transformers, the server or the
+    database libraries (they load only when a command runs), so they answer at once."""
     script = (
-        "import sys\n"
+        "import json, sys\n"
         "from rewardkit.cli import command_paths, main\n"
-        "for argv in [['--version'], ['--help'], *([*path, '--help'] for path in command_paths())]:\n"
+        "from rewardkit.label.cli import main as label_main\n"
+        "from rewardkit.serving.cli import main as serve_main\n"
+        "runs = [(main, ['--version']), (main, ['--help']), *((main, [*path, '--help']) for path in command_paths()),\n"
+        "        (serve_main, ['--help']), (label_main, ['--help']), (label_main, ['serve', '--help'])]\n"
+        "for run, argv in runs:\n"
         "    try:\n"
-        "        main(argv)\n"
+        "        run(argv)\n"
         "    except SystemExit as exit:\n"
         "        assert exit.code == 0, argv\n"
-        "print(len(command_paths()), sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        f"heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)\n"
+        "print(json.dumps([command_paths(), heavy]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    count, imported = result.stdout.strip().splitlines()[-1].split(" ", 1)
-    assert int(count) >= 13 and imported == "[]"
+    paths, imported = json.loads(result.stdout.strip().splitlines()[-1])
+    assert imported == []
+    assert {"serve", "label serve", "label generate", "label prioritize", "ensemble eval", "dpo score"} <= {
+        " ".join(path) for path in paths}

@@ -54,22 +54,27 @@ def test_bad_api_key_files_are_one_line_errors(rm_dir, tmp_path, make, message):
 
 def test_a_world_readable_key_file_is_a_one_line_warning(rm_dir, tmp_path):
     key = _key_file(tmp_path, b"k3y\n", mode=0o644)
-    result = _run(["--model", str(rm_dir), "--api-key-file", str(key), "--port", "-1"])  # stops before loading
+    no_model = str(rm_dir / "missing")  # the key is read, then the command stops before loading
+    result = _run(["--model", no_model, "--api-key-file", str(key)])
     warning, error = result.stderr.strip().splitlines()
     assert "readable by every user" in warning and "chmod 600" in warning and warning.startswith("rewardkit: warning")
-    assert error.startswith("rewardkit: error: --port")
+    assert error.startswith("rewardkit: error: --model")
     key.chmod(0o600)
-    assert "readable" not in _run(["--model", str(rm_dir), "--api-key-file", str(key), "--port", "-1"]).stderr
+    assert "readable" not in _run(["--model", no_model, "--api-key-file", str(key)]).stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--port", "-1"], "--port must be between 0 and 65535"),
-    (["--port", "70000"], "--port must be between 0 and 65535"),
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--request-timeout", "0"], "--request-timeout must be positive"),
-    (["--max-connections", "0"], "--max-connections must be at least 1"),
-    (["--max-wait-ms", "-1"], "--max-wait-ms must be >= 0"),
-], ids=["port-negative", "port-too-large", "workers", "request-timeout", "max-connections", "max-wait"])
+    (["--port", "-1"], "--port must be in [0, 65535] (got -1)"),
+    (["--port", "70000"], "--port must be in [0, 65535] (got 70000)"),
+    (["--port", "http"], "--port expects an integer (got 'http')"),
+    (["--workers", "0"], "--workers must be >= 1 (got 0)"),
+    (["--request-timeout", "0"], "--request-timeout must be > 0 (got 0)"),
+    (["--max-connections", "0"], "--max-connections must be >= 1 (got 0)"),
+    (["--max-wait-ms", "-1"], "--max-wait-ms must be >= 0 (got -1)"),
+    (["--threads", "0"], "--threads must be >= 1 (got 0)"),
+    (["--max-length", "4"], "--max-length must be >= 8 (got 4)"),
+], ids=["port-negative", "port-too-large", "port-text", "workers", "request-timeout", "max-connections", "max-wait",
+        "threads", "max-length"])
 def test_bad_options_are_one_line_errors_before_the_model_loads(rm_dir, args, message):
     result = _run(["--model", str(rm_dir), *args])
     assert result.returncode == 2 and result.stderr.startswith(f"rewardkit: error: {message}")

@@ -1,0 +1,142 @@
+"""Every data-reading command on every file of ../shared/data, as a user would run it (issue 15's "done when").
+
+    flock /tmp/rewardkit-heavy.lock python benchmarks/data_sweep.py [--data ../shared/data] [--max-length 64]
+
+Builds a tiny Llama SFT model from a config (no downloads), trains a reward model and a two-member ensemble from it
+for a few steps through the CLI itself, then runs `score`, `eval`, `audit`, `ensemble score`, `ensemble eval`,
+`dpo score` and `dpo eval` on every data file, each through the CLI entry point (`rewardkit.cli.main`, in this
+process so torch loads once). Every record of every file is read and every response scored (only `audit` samples,
+`--limit`); `--max-length` keeps the tiny model's forward passes short. The models learned nothing: this checks
+that each command reads each file and finishes (or stops with one `rewardkit: error:` line), not what they score.
+
+Writes benchmarks/results/data_sweep.json: per command and file, the exit status, the load report the command
+logged, its first error line (or the traceback's last line), and seconds; with the machine and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rewardkit.cli import main as rewardkit  # noqa: E402
+from rewardkit.device import cpu_model_name  # noqa: E402
+
+DATA_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".csv", ".parquet")
+
+
+def data_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES))
+
+
+class Captured(logging.Handler):
+    """The log lines a command wrote (load reports, warnings), kept apart per command."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def run(argv: list[str], log: Captured) -> dict:
+    """One command through the entry point: exit status, first error line, what it logged about the data."""
+    log.lines.clear()
+    stderr, stdout = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    error = None
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        try:
+            code = rewardkit(argv)
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+        except Exception as exception:  # a bug: keep the traceback's last line
+            code = "traceback"
+            error = traceback.format_exception_only(exception)[-1].strip()
+    seconds = time.perf_counter() - start
+    errors = [line for line in stderr.getvalue().splitlines() if line.startswith("rewardkit: error:")]
+    loaded = [line for line in log.lines if "record" in line or "group" in line or "pair" in line]
+    return {"argv": argv, "exit": code, "error": error or (errors[0] if errors else None),
+            "load_report": loaded[:3], "seconds": round(seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--max-length", default="64", help="tokens per prompt + response for every command (64)")
+    parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval')")
+    parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst)")
+    args = parser.parse_args()
+    files = [f for f in data_files(args.data) if not args.files or any(part in str(f) for part in args.files)]
+    log = Captured()
+    logging.basicConfig(level=logging.INFO, handlers=[log])  # rewardkit's own basicConfig then adds nothing
+    load_before = os.getloadavg()
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="rewardkit-sweep-") as tmp:
+        from rewardkit.testing import save_tiny_sft_model
+
+        work = Path(tmp)
+        sft = str(save_tiny_sft_model(work / "sft"))
+        hh = str(args.data / "hh-rlhf-harmless" / "pairs.jsonl.gz")
+        short = ["--max-length", args.max_length]
+        setup = [
+            ["train", "--model", sft, "--data", hh, "--output", str(work / "rm"), "--max-steps", "3", *short],
+            ["ensemble", "train", "--model", sft, "--data", hh, "--output", str(work / "ens"), "--members", "2",
+             "--max-steps", "3", *short],
+        ]
+        for argv in setup:
+            outcome = run(argv, log)
+            print(f"setup: rewardkit {' '.join(argv[:2])}: exit {outcome['exit']} {outcome['error'] or ''}",
+                  flush=True)
+            if outcome["exit"] != 0:
+                raise SystemExit(f"set-up failed: {outcome}")
+        rm, ens = str(work / "rm"), str(work / "ens")
+        commands = {
+            "score": lambda f: ["score", "--model", rm, "--data", f, "--output", str(work / "out.jsonl"),
+                                "--no-progress"],
+            "eval": lambda f: ["eval", "--model", rm, "--data", f, "--no-progress", "--bootstrap", "200"],
+            "audit": lambda f: ["audit", "--model", rm, "--data", f, "--limit", "20"],
+            "ensemble score": lambda f: ["ensemble", "score", "--model", ens, "--data", f,
+                                         "--output", str(work / "out.jsonl")],
+            "ensemble eval": lambda f: ["ensemble", "eval", "--model", ens, "--data", f, "--bootstrap", "200"],
+            "dpo score": lambda f: ["dpo", "score", "--policy", sft, "--data", f, "--output", str(work / "out.jsonl")],
+            "dpo eval": lambda f: ["dpo", "eval", "--policy", sft, "--data", f],
+        }
+        for file in files:
+            for name, argv in commands.items():
+                if args.only and name not in args.only:
+                    continue
+                outcome = {"command": name, "file": str(file.relative_to(args.data)),
+                           **run([*argv(str(file)), *short], log)}
+                results.append(outcome)
+                print(f"{name:<15} {outcome['file']:<40} exit {outcome['exit']!s:<9} {outcome['seconds']:>6.1f} s  "
+                      f"{outcome['error'] or (outcome['load_report'] or [''])[0]}", flush=True)
+    failures = [r for r in results if r["exit"] != 0]
+    out = REPO / "benchmarks" / "results" / "data_sweep.json"
+    out.write_text(json.dumps({
+        "command": "python benchmarks/data_sweep.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
+                    "python": platform.python_version()},
+        "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0],
+        "files": [str(f.relative_to(args.data)) for f in files],
+        "ok": len(results) - len(failures), "not_ok": len(failures),
+        "results": results,
+    }, indent=2) + "\n")
+    print(f"{len(results) - len(failures)} of {len(results)} runs exited 0 -> {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
