@@ -34,11 +34,14 @@ sys.path.insert(0, str(REPO))
 from rewardkit.cli import main as rewardkit  # noqa: E402
 from rewardkit.device import cpu_model_name  # noqa: E402
 
+OUT = REPO / "benchmarks" / "results" / "data_sweep.json"
 DATA_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".csv", ".parquet")
 
 
 def data_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES))
+    """Every data file under `root`, smallest first (a run cut short has covered the most files)."""
+    return sorted((p for p in root.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)),
+                  key=lambda p: p.stat().st_size)
 
 
 class Captured(logging.Handler):
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst)")
     args = parser.parse_args()
     files = [f for f in data_files(args.data) if not args.files or any(part in str(f) for part in args.files)]
+    names = [str(f.relative_to(args.data)) for f in files]
     log = Captured()
     logging.basicConfig(level=logging.INFO, handlers=[log])  # rewardkit's own basicConfig then adds nothing
     load_before = os.getloadavg()
@@ -119,23 +123,26 @@ def main() -> None:
             for name, argv in commands.items():
                 if args.only and name not in args.only:
                     continue
-                outcome = {"command": name, "file": str(file.relative_to(args.data)),
+                outcome = {"command": name, "file": names[files.index(file)],
                            **run([*argv(str(file)), *short], log)}
                 results.append(outcome)
+                write_results(results, names, load_before[0], complete=False)
                 print(f"{name:<15} {outcome['file']:<40} exit {outcome['exit']!s:<9} {outcome['seconds']:>6.1f} s  "
                       f"{outcome['error'] or (outcome['load_report'] or [''])[0]}", flush=True)
-    failures = [r for r in results if r["exit"] != 0]
-    out = REPO / "benchmarks" / "results" / "data_sweep.json"
-    out.write_text(json.dumps({
+    write_results(results, names, load_before[0], complete=True)
+    print(f"{sum(r['exit'] == 0 for r in results)} of {len(results)} runs exited 0 -> {OUT.relative_to(REPO)}")
+
+
+def write_results(results: list[dict], files: list[str], load_before: float, complete: bool) -> None:
+    """Written after every command, so that a run cut short keeps what it measured."""
+    OUT.write_text(json.dumps({
         "command": "python benchmarks/data_sweep.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
-                    "python": platform.python_version()},
-        "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0],
-        "files": [str(f.relative_to(args.data)) for f in files],
-        "ok": len(results) - len(failures), "not_ok": len(failures),
+        "machine": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+        "complete": complete, "files": files,
+        "exit_0": sum(r["exit"] == 0 for r in results), "runs": len(results),
         "results": results,
     }, indent=2) + "\n")
-    print(f"{len(results) - len(failures)} of {len(results)} runs exited 0 -> {out.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
