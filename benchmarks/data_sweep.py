@@ -80,7 +80,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--max-length", default="64", help="tokens per prompt + response for every command (64)")
-    parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval')")
+    parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval'); their rows replace "
+                        "those of the same commands in the results file, the other rows are kept")
     parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst)")
     args = parser.parse_args()
     files = [f for f in data_files(args.data) if not args.files or any(part in str(f) for part in args.files)]
@@ -88,7 +89,8 @@ def main() -> None:
     log = Captured()
     logging.basicConfig(level=logging.INFO, handlers=[log])  # rewardkit's own basicConfig then adds nothing
     load_before = os.getloadavg()
-    results: list[dict] = []
+    kept = json.loads(OUT.read_text())["results"] if args.only and OUT.exists() else []
+    results: list[dict] = [r for r in kept if r["command"] not in args.only] if args.only else []
     with tempfile.TemporaryDirectory(prefix="rewardkit-sweep-") as tmp:
         from rewardkit.testing import save_tiny_sft_model
 
@@ -115,7 +117,7 @@ def main() -> None:
             "audit": lambda f: ["audit", "--model", rm, "--data", f, "--limit", "20"],
             "ensemble score": lambda f: ["ensemble", "score", "--model", ens, "--data", f,
                                          "--output", str(work / "out.jsonl")],
-            "ensemble eval": lambda f: ["ensemble", "eval", "--model", ens, "--data", f, "--bootstrap", "200"],
+            "ensemble eval": lambda f: ["ensemble", "eval", "--model", ens, "--data", f],
             "dpo score": lambda f: ["dpo", "score", "--policy", sft, "--data", f, "--output", str(work / "out.jsonl")],
             "dpo eval": lambda f: ["dpo", "eval", "--policy", sft, "--data", f],
         }

@@ -39,6 +39,14 @@ class ArgumentParser(argparse.ArgumentParser):
         message = re.sub(r"^argument (\S+): \1 ", r"\1 ", message)  # "argument --x: --x must be" -> "--x must be"
         self.exit(2, f"{ERROR_PREFIX} {message} (see `{self.prog} --help`)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """An option the command does not have is reported by the command itself, so the hint names its --help
+        (`rewardkit ensemble eval --help`), not the top-level one."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not any(isinstance(action, argparse._SubParsersAction) for action in self._actions):
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
 
 def fail(message: str) -> NoReturn:
     raise RewardkitError(message)

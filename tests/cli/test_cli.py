@@ -217,6 +217,8 @@ def test_user_mistakes_are_one_line_errors(trained, tiny_sft, tmp_path):
         (["dpo", "score", "--policy", tiny_sft, "--data", data, "--mode", "reference"], {}, "needs --ref"),
         (["eval", "--model", rm, "--data", data, "--calibrate-fraction", "0.3", "--calibrate-on", data], {},
          "not allowed with argument"),
+        (["ensemble", "eval", "--model", rm, "--data", data, "--bootstrap", "200"], {},
+         "unrecognized arguments: --bootstrap 200 (see `rewardkit ensemble eval --help`)"),
         (["serve", "--model", rm, "--port", "-1"], {}, "--port must be in [0, 65535] (got -1)"),
         (["serve", "--model", rm, "--api-key-file", tmp_path], {}, "is a directory; give the file that holds the key"),
         (["label", "serve", "--port", "70000"], {}, "--port must be in [0, 65535] (got 70000)"),
