@@ -1,13 +1,14 @@
 """Every data-reading command on every file of ../shared/data, as a user would run it (issue 15's "done when").
 
-    flock /tmp/rewardkit-heavy.lock python benchmarks/data_sweep.py [--data ../shared/data] [--max-length 64]
+    flock /tmp/rewardkit-heavy.lock python benchmarks/data_sweep.py [--max-records 200] [--max-length 64]
 
 Builds a tiny Llama SFT model from a config (no downloads), trains a reward model and a two-member ensemble from it
-for a few steps through the CLI itself, then runs `score`, `eval`, `audit`, `ensemble score`, `ensemble eval`,
-`dpo score` and `dpo eval` on every data file, each through the CLI entry point (`rewardkit.cli.main`, in this
-process so torch loads once). Every record of every file is read and every response scored (only `audit` samples,
-`--limit`); `--max-length` keeps the tiny model's forward passes short. The models learned nothing: this checks
-that each command reads each file and finishes (or stops with one `rewardkit: error:` line), not what they score.
+for a few steps through the CLI itself (on all of HH-RLHF), then for every data file: reads it whole through the
+loader every command uses (no model: every record checked), and runs `score`, `eval`, `audit`, `ensemble score`,
+`ensemble eval`, `dpo score` and `dpo eval` on its first --max-records records (all of them with 0), each through
+the CLI entry point (`rewardkit.cli.main`, in this process so torch loads once). `--max-length` keeps the tiny
+model's forward passes short. The models learned nothing: this checks that each command reads each file and
+finishes (or stops with one `rewardkit: error:` line), not what they score.
 
 Writes benchmarks/results/data_sweep.json: per command and file, the exit status, the load report the command
 logged, its first error line (or the traceback's last line), and seconds; with the machine and load average.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -83,6 +85,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval'); their rows replace "
                         "those of the same commands in the results file, the other rows are kept")
     parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst)")
+    parser.add_argument("--max-records", type=int, default=200,
+                        help="commands run on a file's first N records (a copy in a temporary folder) so the sweep "
+                        "fits in minutes; every file is also read whole, without a model (200; 0: whole files)")
     args = parser.parse_args()
     files = [f for f in data_files(args.data) if not args.files or any(part in str(f) for part in args.files)]
     names = [str(f.relative_to(args.data)) for f in files]
@@ -121,18 +126,52 @@ def main() -> None:
             "dpo score": lambda f: ["dpo", "score", "--policy", sft, "--data", f, "--output", str(work / "out.jsonl")],
             "dpo eval": lambda f: ["dpo", "eval", "--policy", sft, "--data", f],
         }
-        for file in files:
+        for file, file_name in zip(files, names, strict=True):
+            results.append({"command": "read whole file", "file": file_name, **read_whole(file)})
+            used = head(file, args.max_records, work) if args.max_records else file
             for name, argv in commands.items():
                 if args.only and name not in args.only:
                     continue
-                outcome = {"command": name, "file": names[files.index(file)],
-                           **run([*argv(str(file)), *short], log)}
+                outcome = {"command": name, "file": file_name, "records_used": count_records(used),
+                           **run([*argv(str(used)), *short], log)}
                 results.append(outcome)
                 write_results(results, names, load_before[0], complete=False)
                 print(f"{name:<15} {outcome['file']:<40} exit {outcome['exit']!s:<9} {outcome['seconds']:>6.1f} s  "
                       f"{outcome['error'] or (outcome['load_report'] or [''])[0]}", flush=True)
     write_results(results, names, load_before[0], complete=True)
     print(f"{sum(r['exit'] == 0 for r in results)} of {len(results)} runs exited 0 -> {OUT.relative_to(REPO)}")
+
+
+def read_whole(file: Path) -> dict:
+    """Every record of the file through the loader every command uses (auto format), no model: what it holds."""
+    from rewardkit.data import load_preferences
+    from rewardkit.errors import RewardkitError
+
+    start = time.perf_counter()
+    try:
+        summary, code = load_preferences(file).report.summary(), 0
+    except RewardkitError as error:
+        summary, code = f"rewardkit: error: {error}", 2
+    return {"exit": code, "error": summary if code else None, "load_report": [] if code else [summary],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def head(file: Path, records: int, folder: Path) -> Path:
+    """The file's first `records` records as JSONL in `folder` (the file itself when it has no more than that)."""
+    from rewardkit.data.io import read_records
+
+    items = list(itertools.islice(read_records(file), records + 1))
+    if len(items) <= records:
+        return file
+    out = folder / (file.name.split(".")[0] + f".first{records}.jsonl")
+    out.write_text("".join(json.dumps(item.data) + "\n" for item in items[:records] if hasattr(item, "data")))
+    return out
+
+
+def count_records(file: Path) -> int:
+    from rewardkit.data.io import read_records
+
+    return sum(1 for _ in read_records(file))
 
 
 def write_results(results: list[dict], files: list[str], load_before: float, complete: bool) -> None:
