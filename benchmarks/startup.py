@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="an older checkout to compare against (e.g. `git worktree add "
                         "/tmp/old COMMIT`); commands it does not have are timed on this checkout only")
     parser.add_argument("--baseline-for", nargs="+", metavar="COMMAND",
-                        help="time the baseline only on these commands (e.g. --version score), when it is slow: a "
+                        help="time the baseline only on these commands (e.g. version help score), when it is slow: a "
                         "baseline that imports torch for --help takes seconds per call (default: every command)")
     args = parser.parse_args()
     checkouts = {"this": REPO, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
@@ -72,7 +72,7 @@ def main() -> None:
     for argv in commands():
         times: dict[str, list[float]] = {name: [] for name in checkouts}
         present = dict.fromkeys(checkouts, True)
-        if args.baseline_for and not {argv[0], " ".join(argv[:-1])} & set(args.baseline_for):
+        if args.baseline_for and not {argv[0].lstrip("-"), " ".join(argv[:-1])} & set(args.baseline_for):
             present["baseline"] = False
         for _ in range(args.repeats):
             for name, checkout in checkouts.items():  # alternating: both sides see the same load
