@@ -37,7 +37,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", dest="output_dir", help="directory for the trained model and checkpoints")
     p.add_argument("--eval-data", nargs="+", help="held-out data (default: split --eval-fraction off --data)")
     p.add_argument("--eval-fraction", type=float, help="share of training prompts held out when no --eval-data (0.05)")
-    p.add_argument("--format", help="data format: auto, pairs, dialogue, ranking, pandalm, oasst, alpacaeval, ...")
+    p.add_argument("--format", help="data format: auto, pairs, dialogue, ranking, pandalm, oasst, alpacaeval, ...; "
+                   "step data: processbench, prm800k, math_shepherd")
+    p.add_argument("--objective", choices=["auto", "bradley_terry", "steps"],
+                   help="bradley_terry: an outcome RM from preferences; steps: a process RM from step labels; "
+                   "auto: steps when --data holds step-labelled solutions (auto)")
+    p.add_argument("--neutral-steps", choices=["positive", "negative", "ignore"],
+                   help="PRM800K's neutral (0) step ratings count as correct, as wrong, or are left out (positive)")
     p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--epochs", type=float, help="passes over the training data (1)")
@@ -87,7 +93,10 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     evaluation = result.eval_metrics
     line = f"trained {result.steps} steps -> {result.output_dir}"
-    if evaluation:
+    if evaluation and "num_steps" in evaluation:  # a process RM
+        line += (f"; eval step accuracy {evaluation['accuracy']:.3f}, step AUROC {evaluation['auroc']:.3f} on "
+                 f"{evaluation['num_steps']} labelled steps")
+    elif evaluation:
         line += f"; eval accuracy {evaluation['accuracy']:.3f} on {evaluation['num_comparisons']} comparisons"
     print(line)
     return 0

@@ -191,6 +191,21 @@ class ShardedScorer:
 
         return torch.tensor(map_sharded(score, sequences), dtype=torch.float32)
 
+    def score_encoded_steps(
+        self,
+        sequences: Sequence[Sequence[int]],
+        reward_positions: Sequence[Sequence[int]],
+        batch_size: int = 32,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> list[torch.Tensor]:
+        def score(share: list[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+            rewards = self.model.score_encoded_steps([s for s, _ in share], [p for _, p in share], batch_size,
+                                                     autocast_dtype, progress=self.progress)
+            return [r.tolist() for r in rewards]
+
+        rows = map_sharded(score, list(zip(sequences, reward_positions, strict=True)))
+        return [torch.tensor(row, dtype=torch.float32) for row in rows]
+
 
 def sharded_evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
     """`evaluate` with the scoring shared by all launched processes; every process gets the same metrics."""

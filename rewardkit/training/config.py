@@ -20,7 +20,10 @@ class TrainConfig:
     output_dir: str = "runs/reward-model"
     eval_data: list[str] = field(default_factory=list)  # held-out data; empty = split eval_fraction off `data`
     eval_fraction: float = 0.05
-    format: str = "auto"
+    format: str = "auto"  # a preference format, or a step format (processbench, prm800k, math_shepherd)
+    # bradley_terry (preferences -> outcome RM), steps (step labels -> process RM), auto: steps for step data
+    objective: str = "auto"
+    neutral_steps: str = "positive"  # PRM800K's neutral (0) ratings: positive, negative or ignore (unlabelled)
     skip_bad_records: bool = False  # default: the first bad record stops the run with its file/line/field
     max_length: int | None = None  # tokens per (prompt, response); None = the model's limit, at most 512
     random_init: bool = False  # same architecture, random weights (the demo's SFT-vs-scratch comparison)
@@ -80,6 +83,8 @@ class TrainConfig:
             "eval_fraction": 0 <= self.eval_fraction < 1,
             "precision": self.precision in ("auto", "fp32", "bf16"),
             "max_length": self.max_length is None or self.max_length >= 8,
+            "objective": self.objective in ("auto", "bradley_terry", "steps"),
+            "neutral_steps": self.neutral_steps in ("positive", "negative", "ignore"),
         }
         for name, ok in checks.items():
             if not ok:

@@ -1,13 +1,16 @@
-"""Train a reward model with the Bradley-Terry loss. The whole loop is `train` below.
+"""Train a reward model: one loop for every objective (`objectives.py`). The whole loop is `train` below.
 
-Each optimizer step takes `batch_size * gradient_accumulation_steps` prompt groups; every distinct
-(prompt, response) of a micro-batch is forwarded once and all of the group's comparisons read from those
-rewards (InstructGPT). Checkpoints are atomic and a resumed run reaches the same weights as an uninterrupted one.
+Each optimizer step takes `batch_size * gradient_accumulation_steps` groups (a prompt with its responses, or a
+problem with its step-labelled solutions); every distinct sequence of a micro-batch is forwarded once, with its
+rewards read where the objective needs them (the last token for Bradley-Terry, each labelled step for step
+classification), and the objective's loss is averaged per group, then over groups. Checkpoints are atomic
+(Accelerate's save_state, so FSDP and DeepSpeed runs resume too) and a resumed run reaches the same weights as an
+uninterrupted one.
 
 Launched as N processes (see rewardkit/distributed.py), step s covers the same groups as step s of a 1-process run
 with batch `batch_size * N`, each process holding whole groups, and the gradient is the same mean over them.
 Accelerate wraps the model (DDP, FSDP or DeepSpeed) and syncs gradients once per step; the main process alone
-writes logs, checkpoints and the model.
+writes logs and the model.
 """
 
 from __future__ import annotations
@@ -25,17 +28,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
-from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
-from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
+from rewardkit.distributed import build_accelerator, is_sharded, save_model, shard_step
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.pairwise import score_encoded_dataset
 from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
-from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from rewardkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rewardkit.training.config import TrainConfig
-from rewardkit.training.loss import bradley_terry_loss
 from rewardkit.training.metrics_log import MetricsLog
+from rewardkit.training.objectives import build_objective
 from rewardkit.training.optim import build_optimizer
 from rewardkit.training.sampler import GroupBatchSchedule
 
@@ -60,6 +60,7 @@ class TrainResult:
 
 def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainResult:
     config.validate()
+    objective = build_objective(config)
     accelerator = build_accelerator(config)
     rank, world, is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     output_dir = Path(config.output_dir)
@@ -68,23 +69,20 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     resume_from = latest_checkpoint(output_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
-    # FSDP / DeepSpeed split the optimizer state across processes, which checkpoint.py does not save yet.
     sharded = is_sharded(accelerator)
-    if sharded and (config.resume or config.lora_rank):
-        raise RewardkitError("--resume and --lora-rank work with DDP, not yet with FSDP or DeepSpeed")
-    if sharded and is_main:
-        logger.warning("FSDP / DeepSpeed: no intermediate checkpoints (not resumable yet); the final model is saved")
+    if sharded and config.lora_rank:  # the final save gathers full weights by name, which LoRA wrapping changes
+        raise RewardkitError("--lora-rank works with DDP, not yet with FSDP or DeepSpeed")
 
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
-    model = build_reward_model(config, resume_from).to(device)
+    model = build_reward_model(config, process=objective.process).to(device)
     share_prefix = config.share_prefix and supports_packing(model)
     if config.share_prefix and not share_prefix and is_main:
         model_type = getattr(model.hf_model.config, "model_type", "?")
         logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
                     "with sdpa or eager attention)", model_type)
-    train_set, eval_set, load_report = load_train_and_eval(config)
-    train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
-    eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
+    train_set, eval_set, load_report = objective.load()
+    train_data = objective.encode(train_set, model, training=True)
+    eval_data = objective.encode(eval_set, model, training=False) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
         if data is not None and data.num_truncated:
             logger.warning("%s data: %s", name, data.truncation_note(model.max_length))
@@ -94,41 +92,42 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     schedule = GroupBatchSchedule(len(train_data), config.batch_size * world, accumulation, config.seed)
     total_steps = schedule.total_steps(config.epochs, config.max_steps)
     optimizer, scheduler = build_optimizer(model.parameters(), config, total_steps)
-    step = load_trainer_state(resume_from, model, optimizer, scheduler)["step"] if resume_from else 0
     # `wrapped` (DDP/FSDP/DeepSpeed) is for training passes; `model` stays the RewardModel for everything else.
     wrapped, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    step = load_checkpoint(accelerator, resume_from)["step"] if resume_from else 0
     resume_after = step if resume_from else None
     log = MetricsLog(output_dir / "metrics.jsonl", config.tensorboard, resume_after) if is_main else _NoLog()
     pad_id = model.tokenizer.pad_token_id
 
     wrapped.train()
-    started, comparisons_seen, window = time.perf_counter(), 0, []
+    started, labels_seen, window = time.perf_counter(), 0, []
     recent = deque(maxlen=50)  # running accuracy for the progress bar
     show_progress = config.progress_bar and is_main
     progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not show_progress)
     while step < total_steps:
         micro_batches = schedule.micro_batches(step)
         step_groups = sum(len(micro) for micro in micro_batches)
-        sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss x groups, correct, margin, comparisons
+        sums = torch.zeros(1 + len(objective.totals), dtype=torch.float64, device=device)  # loss x groups, totals
         for group_indices in shard_step(micro_batches, accumulation, rank, world):
             # With no group of its own here a process still runs a pass (on a stand-in group, weight 0): every
             # process must join each gradient sync.
             groups = [train_data.groups[i] for i in group_indices or micro_batches[0][:1]]
-            batch = {key: value.to(device) for key, value in collate_groups(groups, pad_id).items()}
+            batch = {key: value.to(device) if isinstance(value, torch.Tensor) else value
+                     for key, value in objective.collate(groups, pad_id).items()}
             with accelerator.accumulate(wrapped):  # gradients are synced on the step's last micro-batch only
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    rewards = wrapped(batch["input_ids"], batch["attention_mask"], share_prefix=share_prefix)
-                stats = bradley_terry_loss(rewards, batch, config.center_rewards_coefficient)
+                    rewards = wrapped(batch["input_ids"], batch["attention_mask"], share_prefix=share_prefix,
+                                      reward_positions=batch.get("reward_positions"))
+                loss, totals = objective.loss(rewards, batch)
                 # Accelerate averages over processes and micro-batches; this weight turns that average into the
                 # mean over all of the step's groups, however many each process holds (1 when all hold B).
                 weight = len(group_indices) * world * accumulation / step_groups
-                accelerator.backward(stats.loss * weight)
+                accelerator.backward(loss * weight)
             if group_indices:
-                pairs = stats.num_comparisons
-                sums += torch.tensor([stats.loss.item() * len(group_indices), stats.accuracy.item() * pairs,
-                                      stats.margin.item() * pairs, pairs], dtype=torch.float64, device=device)
+                sums += torch.tensor([loss.item() * len(group_indices), *totals], dtype=torch.float64, device=device)
         # Metrics of all processes (every process gets them, so all stop together on NaN).
-        loss_sum, step_correct, step_margin, step_pairs = accelerator.reduce(sums, "sum").tolist()
+        loss_sum, *step_totals = accelerator.reduce(sums, "sum").tolist()
         if not math.isfinite(loss_sum):
             raise _diverged(f"the loss became {loss_sum / step_groups}", step + 1, output_dir)
         grad_norm = float(accelerator.clip_grad_norm_(wrapped.parameters(), config.max_grad_norm))
@@ -138,15 +137,11 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        comparisons_seen += int(step_pairs)
+        totals = dict(zip(objective.totals, step_totals, strict=True))
+        labels_seen += int(totals[objective.unit])
 
-        metrics = {
-            "loss": loss_sum / step_groups,
-            "accuracy": step_correct / max(step_pairs, 1),
-            "margin": step_margin / max(step_pairs, 1),
-            "grad_norm": grad_norm,
-            "lr": scheduler.get_last_lr()[0],
-        }
+        metrics = {"loss": loss_sum / step_groups, **objective.metrics(totals), "grad_norm": grad_norm,
+                   "lr": scheduler.get_last_lr()[0]}
         window.append(metrics)
         recent.append(metrics)
         progress.update(1)
@@ -155,31 +150,32 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
             log.write({"step": step, "epoch": schedule.epoch_of(step), "split": "train", **_average(window)})
             window = []
         if eval_data is not None and (step % config.eval_steps == 0 or step == total_steps):
-            evaluation = sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
-            log.write({"step": step, "split": "eval", **evaluation})
-        if step % config.save_steps == 0 and step < total_steps and is_main and not sharded:  # DDP: all in rank 0
+            log.write({"step": step, "split": "eval", **objective.evaluate(model, eval_data, config.eval_batch_size)})
+        if step % config.save_steps == 0 and step < total_steps:
             state = {"step": step, "epoch": schedule.epoch_of(step), "config": config.to_dict()}
-            save_checkpoint(output_dir, model, optimizer, scheduler, state, config.save_total_limit)
+            save_checkpoint(accelerator, output_dir, wrapped, model, state, config.save_total_limit)
         for callback in callbacks:
             callback(step, metrics, model)
     progress.close()
     elapsed = time.perf_counter() - started
 
-    eval_metrics = None if eval_data is None else sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
+    eval_metrics = None if eval_data is None else objective.evaluate(model, eval_data, config.eval_batch_size)
     if config.normalize_rewards:
-        _fit_normalization(model, eval_data or train_data, config.eval_batch_size)
+        model.set_normalization(*objective.normalization(model, eval_data or train_data, config.eval_batch_size))
+    unit = objective.unit
     summary = {
+        "objective": objective.name,
         "steps": step,
         "train_groups": len(train_data),
-        "train_comparisons": train_set.num_comparisons,
-        "eval_comparisons": eval_set.num_comparisons,
+        f"train_{unit}": objective.num_labels(train_set),
+        f"eval_{unit}": objective.num_labels(eval_set),
         "train_truncated": train_data.num_truncated,
         "eval_truncated": eval_data.num_truncated if eval_data is not None else 0,
         "train_load_report": load_report,
         "eval": eval_metrics,
         "normalization": model.normalization,
         "seconds": elapsed,
-        "comparisons_per_second": comparisons_seen / elapsed if elapsed > 0 else None,
+        f"{unit}_per_second": labels_seen / elapsed if elapsed > 0 else None,
         "device": str(device),
         "num_processes": world,
         "autocast": str(autocast_dtype) if autocast_dtype else "fp32",
@@ -194,11 +190,10 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardModel:
-    if resume_from is not None and not config.lora_rank:
-        model = RewardModel.from_pretrained(resume_from)
-    else:  # LoRA resumes by rebuilding the same wrapper and loading its adapters (see checkpoint.py)
-        model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init)
+def build_reward_model(config: TrainConfig, process: bool = False) -> RewardModel:
+    """The model a run starts from (a resumed run then loads its checkpoint's state into it)."""
+    model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init,
+                                 process=process)
     if config.gradient_checkpointing:  # transformers 5 renamed it; 4.x has only the old name
         enable = getattr(model.hf_model, "activation_checkpointing_enable", None)
         if enable is not None:
@@ -216,50 +211,21 @@ def _wrap_lora(model: RewardModel, config: TrainConfig):
     except ImportError as error:
         raise RewardkitError("--lora-rank needs peft: pip install 'rewardkit[lora]'") from error
     head = "score" if model.is_decoder else "classifier"
+    extra = {}
+    if model.is_process:  # the step separator is a new token: its embedding row trains beside the adapters
+        embeddings = model.hf_model.get_input_embeddings()
+        name = next(name for name, module in model.model.named_modules() if module is embeddings)
+        extra["trainable_token_indices"] = {name.rsplit(".", 1)[-1]: [model.settings["step_separator_id"]]}
     lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.TOKEN_CLS if model.is_process else TaskType.SEQ_CLS,
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules="all-linear",
         modules_to_save=[head],
+        **extra,
     )
     return get_peft_model(model.model, lora)
-
-
-def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset, str]:
-    """(train, eval, what loading the training data read and skipped)."""
-    on_error = "skip" if config.skip_bad_records else "raise"
-    train_set = _load_all(config.data, config.format, on_error)
-    report = train_set.report.summary()
-    if config.eval_data:
-        return train_set, _load_all(config.eval_data, config.format, on_error), report
-    if config.eval_fraction == 0:
-        return train_set, PreferenceDataset([], name="none"), report
-    return *split_dataset(train_set, config.eval_fraction, config.seed), report
-
-
-def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> PreferenceDataset:
-    datasets = [load_preferences(source, format=data_format, on_error=on_error) for source in sources]
-    for dataset in datasets:
-        if dataset.report.num_skipped:
-            logger.warning("%s: %s", dataset.name, dataset.report.summary())
-    if len(datasets) == 1:
-        return datasets[0]
-    merged = PreferenceDataset([g for d in datasets for g in d.groups], name="+".join(d.name for d in datasets))
-    for dataset in datasets:
-        for field in ("records_read", "groups", "comparisons"):
-            setattr(merged.report, field, getattr(merged.report, field) + getattr(dataset.report, field))
-        for reason, count in dataset.report.skipped.items():
-            merged.report.skipped[reason] = merged.report.skipped.get(reason, 0) + count
-    return merged
-
-
-def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> None:
-    """Centre and scale rewards on the reference responses (default: the validation split)."""
-    rewards = torch.cat(score_encoded_dataset(ShardedScorer(model), reference, batch_size=batch_size))
-    scale = rewards.std().item() if rewards.numel() > 1 else 1.0
-    model.set_normalization(rewards.mean().item(), scale if scale > 1e-8 else 1.0)
 
 
 class _NoLog:
