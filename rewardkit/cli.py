@@ -108,7 +108,9 @@ def _add_score(subparsers) -> None:
         "score",
         help="score responses with a trained reward model",
         description="Write one JSON line per (prompt, response) with its reward. --data may hold "
-        "{'prompt', 'response'} records or any preference format (then every response is scored).",
+        "{'prompt', 'response'} records or any preference format (then every response is scored), or solutions "
+        "as steps ({'problem', 'steps': [...]}, e.g. ProcessBench): then each line has the solution's "
+        "step_rewards and its min, product, last and mean step probability.",
     )
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
     add_scoring_inputs(p)
@@ -135,10 +137,13 @@ def add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
 def _run_score(args: argparse.Namespace) -> int:
     from rewardkit.distributed import process_state, shard_and_score
     from rewardkit.model import RewardModel
-    from rewardkit.scoring import read_scoring_inputs, write_scored
+    from rewardkit.scoring import read_scoring_inputs, read_step_inputs, write_scored
 
     state = process_state()  # launched as N processes, each scores 1/N of the items
+    solutions = read_step_inputs(args.data)
     model = RewardModel.from_pretrained(args.model).to(state.device)
+    if solutions is not None:
+        return _score_steps(args, model, solutions, state.is_main_process)
     items = read_scoring_inputs(args.data, args.format)
     output = shard_and_score(
         model,
@@ -157,6 +162,30 @@ def _run_score(args: argparse.Namespace) -> int:
                        len(items), model.max_length)
     if args.output:
         print(f"scored {len(items)} responses -> {args.output}")
+    return 0
+
+
+def _score_steps(args: argparse.Namespace, model, solutions: list[dict], is_main: bool) -> int:
+    """One JSON line per solution: its step rewards and the solution scores built from them."""
+    from rewardkit.distributed import shard_and_score_steps
+    from rewardkit.model.step_scores import AGGREGATIONS
+    from rewardkit.scoring import write_scored
+
+    scores = shard_and_score_steps(model, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
+                                   batch_size=args.batch_size, normalize=not args.raw, progress=args.progress_bar)
+    if not is_main:
+        return 0
+    aggregates = {how: scores.aggregate(how).tolist() for how in AGGREGATIONS}
+    rows = ({**solution, "step_rewards": rewards.tolist(), "steps_scored": len(rewards), "truncated": truncated,
+             **{how: aggregates[how][i] for how in AGGREGATIONS}}
+            for i, (solution, rewards, truncated) in enumerate(zip(solutions, scores.rewards, scores.truncated,
+                                                                    strict=True)))  # fmt: skip
+    write_scored(rows, args.output)
+    cut = sum(n - len(r) for n, r in zip(scores.num_steps, scores.rewards, strict=True))
+    if cut:
+        logger.warning("%d steps exceeded max_length=%d and got no reward", cut, model.max_length)
+    if args.output:
+        print(f"scored {sum(len(r) for r in scores.rewards)} steps of {len(solutions)} solutions -> {args.output}")
     return 0
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the model code (transformers) is imported where used: `trai
     from rewardkit.data.records import Text
     from rewardkit.evaluation.pairwise import PairwiseMetrics
     from rewardkit.model.reward_model import RewardModel, ScoreOutput
+    from rewardkit.model.step_scores import StepScores
     from rewardkit.training.config import TrainConfig
 
 Item = TypeVar("Item")
@@ -170,6 +171,29 @@ def shard_and_score(
         truncated=[row[2] for row in rows],
         num_tokens=[row[3] for row in rows],
     )
+
+
+def shard_and_score_steps(
+    model: RewardModel,
+    prompts: Sequence[Text],
+    solutions: Sequence[Sequence[str]],
+    batch_size: int = 32,
+    normalize: bool = True,
+    progress: bool = False,
+) -> StepScores:
+    """`model.score_steps(...)` shared by all launched processes; each gets every solution, in order."""
+    from rewardkit.model.step_scores import StepScores
+
+    show = progress and process_state().is_main_process
+
+    def score(share: list[tuple[Text, Sequence[str]]]) -> list[tuple]:
+        out = model.score_steps([p for p, _ in share], [s for _, s in share], batch_size, normalize, progress=show)
+        return [(r.tolist(), raw.tolist(), n, t) for r, raw, n, t in
+                zip(out.rewards, out.raw_rewards, out.num_steps, out.truncated, strict=True)]  # fmt: skip
+
+    rows = map_sharded(score, list(zip(prompts, solutions, strict=True)))
+    return StepScores([torch.tensor(r[0]) for r in rows], [torch.tensor(r[1]) for r in rows],
+                      [r[2] for r in rows], [r[3] for r in rows])
 
 
 class ShardedScorer:

@@ -39,6 +39,14 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     calibration.add_argument("--calibrate-fraction", type=float,
                              help="fit the temperature on this share of each dataset's prompts, measure on the rest")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the interval (1000)")
+    steps = p.add_argument_group("step-labelled data (process RMs: ProcessBench, PRM800K, Math-Shepherd)")
+    threshold = steps.add_mutually_exclusive_group()
+    threshold.add_argument("--threshold", type=float,
+                           help="probability below which a step is predicted wrong (default: chosen on a split)")
+    threshold.add_argument("--threshold-data", help="step data to choose the threshold on (as ProcessBench does "
+                           "with GSM8K), applied to every --data")
+    steps.add_argument("--validation-fraction", type=float, default=0.3,
+                       help="share of each dataset's problems the threshold is chosen on, the rest measured (0.3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the calibration split (0)")
     p.add_argument("--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run_eval)
@@ -46,6 +54,12 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from rewardkit.data.step_formats import is_step_data
+
+    if any(is_step_data(source) for source in args.data):
+        from rewardkit.evaluation.process_cli import run_process_eval
+
+        return run_process_eval(args)
     from rewardkit.data import FORMATS, load_preferences
     from rewardkit.evaluation.report import write_eval_report
     from rewardkit.evaluation.subsets import load_sections
