@@ -356,7 +356,8 @@ class RewardModel(nn.Module):
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             positions = None if reward_positions is None else [reward_positions[i] for i in rows]
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                batch_rewards = self(input_ids.to(device), attention_mask.to(device), reward_positions=positions)
+                ids, mask = input_ids.to(device), attention_mask.to(device)
+                batch_rewards = self(ids, mask) if positions is None else self(ids, mask, reward_positions=positions)
             counts = [1] * len(rows) if positions is None else [len(p) for p in positions]
             for row, row_rewards in zip(rows, batch_rewards.float().cpu().split(counts), strict=True):
                 rewards[row] = row_rewards
