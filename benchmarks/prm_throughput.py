@@ -63,6 +63,15 @@ from rewardkit.training.sampler import GroupBatchSchedule
 PROCESSBENCH = REPO.parent / "shared" / "data" / "processbench"
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its vector / matrix extensions (what decides fp32 and bf16 speed)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name or 'unknown CPU'} ({', '.join(wanted) or 'no AVX2'})"
+
+
 # -------------------------------------------------------------------------------------------------------- data
 def math_splits() -> tuple[StepDataset, StepDataset]:
     """(train, validation) of MATH exactly as examples/processbench_prm.py splits it (seed 0)."""
@@ -162,18 +171,22 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--solutions", type=int, help="use only this many MATH training solutions")
+    parser.add_argument("--shared-problems", type=int, default=96, help="problems of the shared workload (96)")
     parser.add_argument("--output", default="prm_throughput")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device("cpu")
-    env = environment(device)
+    env = environment(device) | {"cpu_model": cpu_model()}
     train_set, validation = math_splits()
+    if args.solutions:
+        train_set = StepDataset(train_set.groups[: args.solutions], name=train_set.name)
     work = Path(tempfile.mkdtemp(prefix="prm-bench-"))
     corpus = [g.prompt for g in train_set.groups] + [s for g in train_set.groups for x in g.solutions for s in x.steps]
     model_dir = build_model_dir(work / "sft", corpus, ModelSpec(max_positions=args.max_length))
     workloads = {
         "math": (train_set, 8),  # 8 solutions (problems) per step
-        "shared": (shared_workload(train_set, problems=96, per_problem=8), 2),  # 2 problems x 8 solutions
+        "shared": (shared_workload(train_set, min(args.shared_problems, len(train_set)), per_problem=8), 2),
     }
     rows, payload = [], {"environment": env, "command": " ".join(["python", "benchmarks/prm_throughput.py",
                                                                   *sys.argv[1:]]), "workloads": {}}
@@ -213,8 +226,8 @@ def main() -> None:
     table = markdown_table(rows, [("workload", "workload"), ("system", "system"), ("seconds", "median s/epoch"),
                                   ("steps_per_s", "labelled steps/s"), ("ratio", "speed vs peer"),
                                   ("peak_rss_mib", "peak RSS MiB"), ("auroc", "held-out step AUROC")])
-    markdown = (f"# PRM training throughput\n\n`{payload['command']}`\n\nCPU: {env['cpu']}, {env['torch_threads']} "
-                f"torch threads, load average {env['load_average_at_start']:.2f} at start, "
+    markdown = (f"# PRM training throughput\n\n`{payload['command']}`\n\nCPU: {env['cpu_model']}, "
+                f"{env['torch_threads']} torch threads, load average {env['load_average_at_start']:.2f} at start, "
                 f"{env['load_average_at_end']:.2f} at end; medians of {args.repeats} repeats.\n\n{table}\n")
     write_results(args.output, payload, markdown)
     print(markdown)
