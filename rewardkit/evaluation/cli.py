@@ -92,16 +92,20 @@ def run_eval(args: argparse.Namespace) -> int:
         options.temperature, count = fit_temperature_on(model, load(args.calibrate_on), args.batch_size)
         options.temperature_source = f"{args.calibrate_on} ({count} comparisons)"
     results = {source: evaluate_dataset(model, load(source), options) for source in args.data}
-    if not state.is_main_process:
-        return 0
-    print_table(results)
+    if state.is_main_process:
+        write_results(args, results, print_table, write_eval_report)
+    return 0
+
+
+def write_results(args: argparse.Namespace, results: dict, print_results, write_report) -> None:
+    """Print the table, then write --output (JSON) and --report (Markdown, HTML, plots) when asked."""
+    print_results(results)
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
         print(f"metrics -> {args.output}")
     if args.report:
-        files = write_eval_report(results, args.report, model=args.model)
+        files = write_report(results, args.report, model=args.model)
         print(f"report -> {files['markdown']} (and {files['html'].name}, plots/, metrics.json)")
-    return 0
 
 
 def print_table(results: dict[str, dict]) -> None:

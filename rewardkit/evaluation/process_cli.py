@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 from rewardkit.errors import RewardkitError
 
@@ -15,6 +13,7 @@ logger = logging.getLogger("rewardkit")
 def run_process_eval(args: argparse.Namespace) -> int:
     from rewardkit.data.step_formats import STEP_FORMATS, load_steps
     from rewardkit.distributed import process_state
+    from rewardkit.evaluation.cli import write_results
     from rewardkit.evaluation.process import ProcessEvalOptions, evaluate_steps, scored_threshold_data
     from rewardkit.evaluation.process_report import write_process_report
     from rewardkit.model import RewardModel
@@ -48,15 +47,8 @@ def run_process_eval(args: argparse.Namespace) -> int:
         options.threshold_source = "given (--threshold)"
     chosen_on = scored_threshold_data(model, threshold_set, options) if threshold_set is not None else None
     results = {source: evaluate_steps(model, dataset, options, chosen_on) for source, dataset in datasets.items()}
-    if not state.is_main_process:
-        return 0
-    print_step_table(results)
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2))
-        print(f"metrics -> {args.output}")
-    if args.report:
-        files = write_process_report(results, args.report, model=args.model)
-        print(f"report -> {files['markdown']} (and {files['html'].name}, plots/, metrics.json)")
+    if state.is_main_process:
+        write_results(args, results, print_step_table, write_process_report)
     return 0
 
 

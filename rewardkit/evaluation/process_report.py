@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from rewardkit.demo.document import Document  # noqa: E402
 from rewardkit.evaluation.plots import _save, _short  # noqa: E402
+from rewardkit.evaluation.report import write_documents  # noqa: E402
 
 HOW_TO_READ = [
     "**F1** (ProcessBench): a solution's predicted first error is its first step whose probability σ(reward) falls "
@@ -56,13 +56,7 @@ def write_process_report(results: dict[str, dict], output_dir: str | Path, model
     files: dict[str, Path] = {}
     for index, (name, result) in enumerate(results.items()):
         files |= _dataset_section(document, name, result, plots, _slug(index, name))
-    files["markdown"] = output_dir / "report.md"
-    files["html"] = output_dir / "report.html"
-    files["metrics"] = output_dir / "metrics.json"
-    files["markdown"].write_text(document.to_markdown())
-    files["html"].write_text(document.to_html())
-    files["metrics"].write_text(json.dumps(results, indent=2))
-    return files
+    return files | write_documents(document, results, output_dir)
 
 
 def _dataset_section(document: Document, name: str, r: dict, plots: Path, slug: str) -> dict[str, Path]:

@@ -29,10 +29,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from rewardkit.world.tokenizer import format_prompt, word_tokenizer
+from rewardkit.world.world import World
 
 DELIMITER = ";"
 MAX_NUMBER = 99
-_STREAM_SPLIT, _STREAM_PROMPTS, _STREAM_DEMOS = 1, 2, 3
+_STREAM_SPLIT, _STREAM_DEMOS = 1, 3  # World.prompts draws from stream 2
 
 
 @dataclass
@@ -73,14 +74,9 @@ class StepWorld:
         self._splits = {"test": [f"add {problems[i]}" for i in order[:num_test]],
                         "train": [f"add {problems[i]}" for i in order[num_test:]]}
 
-    def _rng(self, *keys: int) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, *keys])
-
-    def prompts(self, n: int, split: str = "train", seed: int = 0) -> list[str]:
-        pool = self._splits[split]
-        rng = self._rng(_STREAM_PROMPTS, ["train", "test"].index(split), seed)
-        order = np.concatenate([rng.permutation(len(pool)) for _ in range(n // len(pool) + 1)])
-        return [pool[i] for i in order[:n]]
+    # The same seeded streams and prompt sampling as the main world (`prompts(n, split, seed)`).
+    _rng = World._rng
+    prompts = World.prompts
 
     @staticmethod
     def terms(prompt: str) -> list[int]:
