@@ -111,7 +111,7 @@ def fit_platt(rewards: np.ndarray, labels: np.ndarray, iterations: int = 50) -> 
     features = np.stack([r, np.ones_like(r)], axis=1)
     weights = np.array([1.0, 0.0])  # slope a, intercept b: p = sigmoid(a r + b)
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(features @ weights)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(features @ weights, -50, 50)))
         gradient = features.T @ (p - y)
         hessian = features.T @ (features * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)

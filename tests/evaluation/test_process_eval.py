@@ -144,3 +144,15 @@ def test_a_bad_step_record_names_its_line_when_scoring(prm, tmp_path):
     assert done.returncode == 2
     expected = f"rewardkit: error: {data} line 2, field 'steps[1]': empty step (expected non-empty text)"
     assert done.stderr.strip() == expected
+
+
+def test_platt_fit_recovers_offset_and_scale_and_refuses_uninformative_rewards():
+    from rewardkit.evaluation.calibration import fit_platt
+
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(size=20_000) * 2
+    labels = (rng.random(20_000) < 1 / (1 + np.exp(-(rewards - 1.0) / 2.0))).astype(float)
+    offset, scale = fit_platt(rewards, labels)
+    assert offset == pytest.approx(1.0, abs=0.1) and scale == pytest.approx(2.0, abs=0.1)
+    assert fit_platt(np.ones(10), labels[:10]) == (0.0, 1.0)
+    assert fit_platt(rewards, 1.0 - (rewards > 0)) == (0.0, 1.0)  # anti-correlated: no positive scale
