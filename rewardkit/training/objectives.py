@@ -22,7 +22,7 @@ import torch
 
 from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import collate_groups, encode_dataset
-from rewardkit.data.step_formats import is_step_data, load_steps
+from rewardkit.data.step_formats import STEP_FORMATS, is_step_data, load_steps
 from rewardkit.data.steps import StepDataset, collate_steps, encode_step_dataset, split_steps
 from rewardkit.distributed import ShardedScorer, sharded_evaluate
 from rewardkit.errors import RewardkitError
@@ -159,8 +159,10 @@ class StepClassification(Objective):
 
     def _load(self, source: str) -> StepDataset:
         on_error = "skip" if self.config.skip_bad_records else "raise"
-        data_format = "auto" if self.config.format == "auto" else self.config.format
-        return load_steps(source, format=data_format, on_error=on_error, neutral=self.config.neutral_steps)
+        if self.config.format not in ("auto", *STEP_FORMATS):
+            raise RewardkitError(f"--format {self.config.format!r} is not a step format; the steps objective reads "
+                                 f"auto or one of: {', '.join(STEP_FORMATS)}")
+        return load_steps(source, format=self.config.format, on_error=on_error, neutral=self.config.neutral_steps)
 
     def _empty(self) -> StepDataset:
         return StepDataset([], name="none")

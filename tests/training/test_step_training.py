@@ -95,3 +95,15 @@ def test_soft_monte_carlo_labels_train_and_lora_trains_the_separator_row(tiny_sf
     initial = before.hf_model.get_input_embeddings().weight.detach()
     assert torch.equal(embedding[:separator], initial[:separator])  # frozen under LoRA
     assert not torch.allclose(embedding[separator], initial[separator])  # the separator's row learned
+
+
+def test_step_options_are_checked_with_a_clear_message(tiny_sft, tmp_path):
+    from rewardkit.errors import RewardkitError
+
+    data = write_jsonl(tmp_path / "steps.jsonl", step_records(8))
+    with pytest.raises(RewardkitError, match="'pairs' is not a step format"):
+        train(_config(tiny_sft, data, tmp_path / "a", objective="steps", format="pairs", max_steps=1))
+    with pytest.raises(RewardkitError, match="invalid neutral_steps='maybe'"):
+        train(_config(tiny_sft, data, tmp_path / "b", neutral_steps="maybe", max_steps=1))
+    with pytest.raises(RewardkitError, match="invalid objective='ppo'"):
+        train(_config(tiny_sft, data, tmp_path / "c", objective="ppo", max_steps=1))
