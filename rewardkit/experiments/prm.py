@@ -15,8 +15,9 @@ weights (token-classification head, step separator):
 Measured against gold on fresh solutions to held-out prompts: AUROC of the solution score (PRM: min and product of
 step probabilities; ORM: its last-step probability) for a right answer, step AUROC for on-track steps, and
 best-of-n: the expected gold accuracy of the solution each scorer picks from n samples (Gao et al.'s unbiased
-estimator). Every figure is a mean over `seeds` runs (labelling draws, solution order, RM training) with a 95%
-t-interval; the SFT policy and the test samples are the same across seeds.
+estimator). Over-optimization: PPO from the SFT policy against each RM's solution score (PRM min, ORM), the
+gold share of right answers tracked against KL. Every figure is a mean over `seeds` runs (labelling draws,
+solution order, RM training) with a 95% t-interval; the SFT policy and the test samples are the same across seeds.
 """
 
 from __future__ import annotations
@@ -66,12 +67,17 @@ class PRMExperimentConfig:
     rm_learning_rate: float = 1e-3
     test_prompts: int = 200
     samples_per_prompt: int = 16  # best-of-n up to this n
+    ppo_steps: int = 40  # PPO against each RM (0: skip), gold tracked against KL
+    ppo_batch_size: int = 32
+    ppo_learning_rate: float = 3e-4
+    ppo_beta: float = 0.0  # no KL penalty: over-optimization shows soonest
 
     @classmethod
     def quick(cls) -> PRMExperimentConfig:
         sft = SFTConfig(hidden_size=128, intermediate_size=256, num_layers=2, steps=400, num_demonstrations=10_000,
                         max_new_tokens=32)
-        return cls(seeds=2, sft=sft, budget=600.0, rm_epochs=2.0, test_prompts=100, samples_per_prompt=8)
+        return cls(seeds=2, sft=sft, budget=600.0, rm_epochs=2.0, test_prompts=100, samples_per_prompt=8,
+                   ppo_steps=20)
 
 
 def mean_interval(values: list[float]) -> dict:
@@ -163,8 +169,12 @@ def _one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool
     best_of_n = {name: [float(np.mean([expected_best_of_n(s[p], gold[p], n) for p in range(prompts_count)]))
                         for n in doubling_ns(config.samples_per_prompt)]
                  for name, s in ((name, np.nan_to_num(v, nan=-1.0).reshape(shape)) for name, v in scores.items())}
+    ppo = {name: _ppo(config, world, policy, tokenizer, models[arm], how, seed)
+           for name, (arm, how) in (("PRM min", SCORERS["PRM min"]), ("ORM", SCORERS["ORM"]))} \
+        if config.ppo_steps else {}  # fmt: skip
     return {
         "seed": seed,
+        "ppo": ppo,
         "labels": {"prm_solutions": len(process_records), "prm_steps_read": spent,
                    "orm_solutions": len(outcome_records), "mc_solutions": len(mc_records),
                    "mc_policy_samples": config.rollouts * sum(len(s) - 1 for _, s in chosen)},
@@ -172,6 +182,30 @@ def _one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool
         "step_auroc": step_auroc,
         "best_of_n": {"n": doubling_ns(config.samples_per_prompt), **best_of_n},
     }
+
+
+def _ppo(config, world, policy, tokenizer, model, aggregation: str, seed: int) -> list[dict]:
+    """PPO from the SFT policy against one RM's solution score; per step: KL to the SFT policy, the RM's reward and
+    the gold share of right answers of the step's rollouts."""
+    import copy
+
+    from rewardkit.rl.ppo import PPOConfig, train_ppo
+    from rewardkit.rl.prm_search import prm_reward_fn
+    from rewardkit.world.tokenizer import format_prompt
+
+    def problem(prompt: str) -> str:
+        return prompt.removesuffix(" <sep>")
+
+    prompts = [format_prompt(p) for p in world.prompts(world.num_prompts("train"), "train", seed=seed)]
+    reward = prm_reward_fn(model, split_solution, aggregation, prm_prompt=problem)
+    result = train_ppo(
+        copy.deepcopy(policy).requires_grad_(True), policy, tokenizer, prompts, reward,
+        PPOConfig(steps=config.ppo_steps, batch_size=config.ppo_batch_size, learning_rate=config.ppo_learning_rate,
+                  beta=config.ppo_beta, max_new_tokens=config.sft.max_new_tokens, seed=seed, progress=False),
+        metrics={"gold": lambda ps, rs: world.gold_reward([problem(p) for p in ps], rs)},
+    )
+    return [{"step": row["step"], "kl": row["kl"], "proxy": row["proxy_reward"], "gold": row["gold"]}
+            for row in result.log]
 
 
 def _summarize(runs: list[dict]) -> dict:
@@ -182,6 +216,9 @@ def _summarize(runs: list[dict]) -> dict:
         "best_of_n": {name: [{"n": n, **mean_interval([r["best_of_n"][name][i] for r in runs])}
                              for i, n in enumerate(ns)] for name in SCORERS},
         "labels": {key: mean_interval([r["labels"][key] for r in runs]) for key in runs[0]["labels"]},
+        "ppo": {name: [{"step": row["step"], **{key: mean_interval([r["ppo"][name][i][key] for r in runs])
+                                                 for key in ("kl", "proxy", "gold")}}
+                       for i, row in enumerate(runs[0]["ppo"][name])] for name in runs[0]["ppo"]},
     }
 
 

@@ -85,8 +85,7 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
     document.table(["reward model", "step AUROC (on-track steps)"],
                    [[arm, _ci(entry)] for arm, entry in s["step_auroc"].items()])
     document.bullets([f"solution AUROC: {verdict(s, 'PRM min', 'ORM')}",
-                      f"solution AUROC: {verdict(s, 'PRM (Monte-Carlo) min', 'ORM')}",
-                      "Not measured here: over-optimization under PPO (left for later)."])
+                      f"solution AUROC: {verdict(s, 'PRM (Monte-Carlo) min', 'ORM')}"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name in SCORERS:
         curve = s["best_of_n"][name]
@@ -100,10 +99,32 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
     fig.savefig(output / "plots" / "best_of_n.png", dpi=110)
     plt.close(fig)
     document.image("plots/best_of_n.png", "Best-of-n gold accuracy (mean over seeds, 95% band)")
+    if s.get("ppo"):
+        _ppo_section(document, s["ppo"], output, plt)
     files = {"markdown": output / "report.md", "html": output / "report.html"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
     return files
+
+
+def _ppo_section(document, ppo: dict, output: Path, plt) -> None:
+    rows = []
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, curve in ppo.items():
+        kl, gold = [row["kl"]["mean"] for row in curve], [row["gold"]["mean"] for row in curve]
+        ax.plot(kl, gold, "o-", markersize=3, label=f"PPO against {name}")
+        start, end = curve[0], curve[-1]
+        best = max(curve, key=lambda row: row["gold"]["mean"])
+        rows.append([name, _ci(start["gold"]), _ci(best["gold"]), _ci(end["gold"]), _ci(end["kl"]),
+                     _ci(end["proxy"])])
+    ax.set(xlabel="KL to the SFT policy (nats, per rollout)", ylabel="gold: share of right answers",
+           title="PPO against each reward model (no KL penalty)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output / "plots" / "ppo.png", dpi=110)
+    plt.close(fig)
+    document.table(["PPO reward", "gold at start", "best gold", "gold at end", "KL at end", "RM reward at end"], rows)
+    document.image("plots/ppo.png", "Gold accuracy of PPO rollouts against KL (mean over seeds)")
 
 
 EXPERIMENT = Experiment(

@@ -77,6 +77,7 @@ class StepWorld:
     # The same seeded streams and prompt sampling as the main world (`prompts(n, split, seed)`).
     _rng = World._rng
     prompts = World.prompts
+    num_prompts = World.num_prompts
 
     @staticmethod
     def terms(prompt: str) -> list[int]:

@@ -84,7 +84,7 @@ def test_beam_search_keeps_the_prm_best_and_best_of_n_picks_the_top_score(step_p
 
 def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_policy, tmp_path):
     config = PRMExperimentConfig(seeds=2, sft=TINY_SFT, budget=60, rm_epochs=1, test_prompts=6, samples_per_prompt=4,
-                                 rollouts=1)
+                                 rollouts=1, ppo_steps=2, ppo_batch_size=8)
     results = run_prm_experiment(config, tmp_path, progress=False)
     assert [run["seed"] for run in results["runs"]] == [0, 1]
     for run in results["runs"]:
@@ -94,5 +94,8 @@ def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_pol
     assert interval["seeds"] == 2 and interval["low"] <= interval["mean"] <= interval["high"]
     files = write_report(results, tmp_path)
     assert "PRM vs ORM" in files["markdown"].read_text() and (tmp_path / "plots" / "best_of_n.png").is_file()
+    ppo = results["summary"]["ppo"]
+    assert set(ppo) == {"PRM min", "ORM"} and [row["step"] for row in ppo["ORM"]] == [0, 1]
+    assert (tmp_path / "plots" / "ppo.png").is_file() and "PPO reward" in files["markdown"].read_text()
     assert json.loads((tmp_path / "results.json").read_text())["config"]["budget"] == 60
     assert mean_interval([1.0])["seeds"] == 1
