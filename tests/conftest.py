@@ -120,3 +120,24 @@ def step_records(n: int, solutions_per_problem: int = 2, seed: int = 0) -> list[
         problem = f"Human: Solve problem {i // solutions_per_problem} about bread and the fox.\n\nAssistant:"
         records.append({"problem": problem, "steps": steps, "label": first_error})
     return records
+
+
+def run_rewardkit(capsys, *argv) -> tuple[int, str, str]:
+    """`rewardkit ARGV...` through the CLI's entry point, in this process: (exit status, stdout, stderr)."""
+    from rewardkit.cli import main
+
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exit:  # argparse: --help, --version and usage mistakes
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *expected: str) -> None:
+    """The contract for a user's mistake: exit status 2 and exactly one line, `rewardkit: error: ...`."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rewardkit: error: "), err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])

@@ -26,6 +26,7 @@ import torch
 
 from rewardkit.data.steps import StepDataset, split_steps
 from rewardkit.errors import RewardkitError
+from rewardkit.evaluation.options import ProcessEvalOptions
 from rewardkit.evaluation.step_metrics import (
     auroc,
     best_threshold,
@@ -39,18 +40,6 @@ from rewardkit.model.reward_model import RewardModel
 from rewardkit.model.step_scores import AGGREGATIONS, aggregate_steps
 
 ORACLE_NOTE = "threshold tuned on the evaluated solutions themselves: an upper bound, not a held-out figure"
-
-
-@dataclass
-class ProcessEvalOptions:
-    batch_size: int = 32
-    bootstrap_samples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0  # of the validation split and the bootstrap
-    threshold: float | None = None  # given (or chosen on other data); None: chosen on a validation split
-    threshold_source: str = ""
-    validation_fraction: float = 0.3
-    progress: bool = False
 
 
 @dataclass

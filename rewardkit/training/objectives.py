@@ -14,6 +14,7 @@ StepClassification when the first training file holds step data.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,10 @@ from rewardkit.training.loss import bradley_terry_loss, step_classification_loss
 
 logger = logging.getLogger("rewardkit")
 OBJECTIVES = ("auto", "bradley_terry", "steps")
+
+# The smallest scale normalization divides by. Bradley-Terry rewards whose spread is below 0.1 give any two
+# responses a win probability of about 0.5 +- 0.04: nothing worth amplifying to unit spread.
+MIN_REWARD_SCALE = 0.1
 
 
 class Objective(ABC):
@@ -61,18 +66,13 @@ class Objective(ABC):
     def _load_all(self, sources: Sequence[str]):
         datasets = [self._load(source) for source in sources]
         for dataset in datasets:
-            if dataset.report.num_skipped:
+            if dataset.report.num_skipped or dataset.report.empty_responses:
                 logger.warning("%s: %s", dataset.name, dataset.report.summary())
         if len(datasets) == 1:
             return datasets[0]
-        merged = type(datasets[0])([g for d in datasets for g in d.groups], name="+".join(d.name for d in datasets))
-        merged.report.unit = datasets[0].report.unit
-        for dataset in datasets:
-            for field in ("records_read", "groups", "comparisons"):
-                setattr(merged.report, field, getattr(merged.report, field) + getattr(dataset.report, field))
-            for reason, count in dataset.report.skipped.items():
-                merged.report.skipped[reason] = merged.report.skipped.get(reason, 0) + count
-        return merged
+        report = sum((d.report for d in datasets[1:]), datasets[0].report)
+        return type(datasets[0])([g for d in datasets for g in d.groups], report,
+                                 name="+".join(d.name for d in datasets))
 
     @abstractmethod
     def _load(self, source: str): ...
@@ -107,8 +107,12 @@ class Objective(ABC):
         """Validation metrics (with "accuracy"), the scoring shared by all launched processes."""
 
     @abstractmethod
-    def normalization(self, model: RewardModel, encoded, batch_size: int) -> tuple[float, float]:
-        """(offset, scale) of the reward normalization fitted after training."""
+    def fit_normalization(self, model: RewardModel, encoded, batch_size: int) -> list[str]:
+        """Fit and set the model's reward normalization after training; returns warnings about it."""
+
+    def learning_warnings(self, eval_metrics: dict | None) -> list[str]:
+        """Warnings for a model whose validation metrics show it learned nothing."""
+        return []
 
 
 class BradleyTerry(Objective):
@@ -116,8 +120,8 @@ class BradleyTerry(Objective):
     totals = ("correct", "margin", "comparisons")
 
     def _load(self, source: str) -> PreferenceDataset:
-        on_error = "skip" if self.config.skip_bad_records else "raise"
-        return load_preferences(source, format=self.config.format, on_error=on_error)
+        config = self.config
+        return load_preferences(source, format=config.format, on_error=config.on_error, columns=config.columns)
 
     def _empty(self) -> PreferenceDataset:
         return PreferenceDataset([], name="none")
@@ -146,11 +150,30 @@ class BradleyTerry(Objective):
     def evaluate(self, model, encoded, batch_size):
         return sharded_evaluate(model, encoded, batch_size).to_dict()
 
-    def normalization(self, model, encoded, batch_size):
-        """Centre and scale rewards on the reference responses (InstructGPT's bias)."""
+    def fit_normalization(self, model, encoded, batch_size):
+        """Centre and scale rewards on the reference responses (InstructGPT's bias; default: the validation split).
+
+        The scale is floored at MIN_REWARD_SCALE: a model whose rewards barely differ would otherwise have its noise
+        blown up to unit spread (a scale of 0.0092 turned every out-of-sample reward into ~10).
+        """
         rewards = torch.cat(score_encoded_dataset(ShardedScorer(model), encoded, batch_size=batch_size))
-        scale = rewards.std().item() if rewards.numel() > 1 else 1.0
-        return rewards.mean().item(), scale if scale > 1e-8 else 1.0
+        spread = rewards.std().item() if rewards.numel() > 1 else 0.0
+        model.set_normalization(rewards.mean().item(), max(spread, MIN_REWARD_SCALE))
+        if spread >= MIN_REWARD_SCALE:
+            return []
+        return [f"the rewards barely differ (spread {spread:.4f} on the validation responses, below "
+                f"{MIN_REWARD_SCALE}): the model separates almost nothing; normalization uses a scale of "
+                f"{MIN_REWARD_SCALE} instead of blowing the spread up"]
+
+    def learning_warnings(self, eval_metrics):
+        if not eval_metrics or not eval_metrics["num_comparisons"]:
+            return []
+        accuracy, n = eval_metrics["accuracy"], eval_metrics["num_comparisons"]
+        low, high = wilson_interval(accuracy, n)
+        if low > 0.5:
+            return []
+        return [f"validation accuracy {accuracy:.3f} on {n} comparisons is not above chance (95% interval "
+                f"[{low:.3f}, {high:.3f}]): train longer, raise --lr, or check the data"]
 
 
 class StepClassification(Objective):
@@ -158,11 +181,13 @@ class StepClassification(Objective):
     totals = ("correct", "decisive", "steps")
 
     def _load(self, source: str) -> StepDataset:
-        on_error = "skip" if self.config.skip_bad_records else "raise"
-        if self.config.format not in ("auto", *STEP_FORMATS):
-            raise RewardkitError(f"--format {self.config.format!r} is not a step format; the steps objective reads "
+        config = self.config
+        if config.format not in ("auto", *STEP_FORMATS):
+            raise RewardkitError(f"--format {config.format} is not a step format; the steps objective reads "
                                  f"auto or one of: {', '.join(STEP_FORMATS)}")
-        return load_steps(source, format=self.config.format, on_error=on_error, neutral=self.config.neutral_steps)
+        if config.columns:
+            raise RewardkitError("--columns applies to preference data, not to step-labelled solutions")
+        return load_steps(source, format=config.format, on_error=config.on_error, neutral=config.neutral_steps)
 
     def _empty(self) -> StepDataset:
         return StepDataset([], name="none")
@@ -199,9 +224,18 @@ class StepClassification(Objective):
     def evaluate(self, model, encoded, batch_size):
         return step_metrics(*self._step_rewards(model, encoded, batch_size)).to_dict()
 
-    def normalization(self, model, encoded, batch_size):
+    def fit_normalization(self, model, encoded, batch_size):
         """Platt scaling on the labelled steps: sigmoid(normalized reward) is then a calibrated probability."""
-        return fit_platt(*labelled_steps(*self._step_rewards(model, encoded, batch_size)))
+        model.set_normalization(*fit_platt(*labelled_steps(*self._step_rewards(model, encoded, batch_size))))
+        return []
+
+    def learning_warnings(self, eval_metrics):
+        if not eval_metrics or not eval_metrics.get("num_steps") or eval_metrics["auroc"] != eval_metrics["auroc"]:
+            return []
+        if eval_metrics["auroc"] > 0.5:
+            return []
+        return [f"validation step AUROC {eval_metrics['auroc']:.3f} on {eval_metrics['num_steps']} labelled steps "
+                "is not above chance: train longer, raise --lr, or check the data"]
 
 
 def build_objective(config: TrainConfig) -> Objective:
@@ -216,3 +250,10 @@ def build_objective(config: TrainConfig) -> Objective:
 def load_train_and_eval(config: TrainConfig) -> tuple[Any, Any, str]:
     """(train, eval, what loading the training data read and skipped), as the run's objective reads them."""
     return build_objective(config).load()
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion `p` observed on `n` trials (95% by default)."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -73,6 +73,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     if sharded and config.lora_rank:  # the final save gathers full weights by name, which LoRA wrapping changes
         raise RewardkitError("--lora-rank works with DDP, not yet with FSDP or DeepSpeed")
 
+    train_set, eval_set, load_report = objective.load()  # a bad record fails before the model loads
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, process=objective.process).to(device)
     share_prefix = config.share_prefix and supports_packing(model)
@@ -80,7 +81,6 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         model_type = getattr(model.hf_model.config, "model_type", "?")
         logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
                     "with sdpa or eager attention)", model_type)
-    train_set, eval_set, load_report = objective.load()
     train_data = objective.encode(train_set, model, training=True)
     eval_data = objective.encode(eval_set, model, training=False) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -160,8 +160,12 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     elapsed = time.perf_counter() - started
 
     eval_metrics = None if eval_data is None else objective.evaluate(model, eval_data, config.eval_batch_size)
+    warnings = objective.learning_warnings(eval_metrics)
     if config.normalize_rewards:
-        model.set_normalization(*objective.normalization(model, eval_data or train_data, config.eval_batch_size))
+        warnings += objective.fit_normalization(model, eval_data or train_data, config.eval_batch_size)
+    if is_main:
+        for warning in warnings:
+            logger.warning(warning)
     unit = objective.unit
     summary = {
         "objective": objective.name,
@@ -174,6 +178,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "train_load_report": load_report,
         "eval": eval_metrics,
         "normalization": model.normalization,
+        "warnings": warnings,
         "seconds": elapsed,
         f"{unit}_per_second": labels_seen / elapsed if elapsed > 0 else None,
         "device": str(device),
