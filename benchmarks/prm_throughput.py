@@ -53,10 +53,11 @@ from common import (
 from transformers import set_seed
 
 from rewardkit.data.collate import pad_sequences
+from rewardkit.data.step_encoding import encode_step_dataset
 from rewardkit.data.step_formats import load_steps
-from rewardkit.data.steps import StepDataset, StepGroup, StepSolution, encode_step_dataset, split_steps
-from rewardkit.evaluation.step_metrics import auroc
+from rewardkit.data.steps import StepDataset, StepGroup, StepSolution, split_steps
 from rewardkit.model import RewardModel
+from rewardkit.model.step_metrics import auroc
 from rewardkit.training import TrainConfig, train
 from rewardkit.training.sampler import GroupBatchSchedule
 

@@ -141,37 +141,62 @@ def _add_demo(subparsers) -> None:
         "demo",
         help="the whole life of a reward model in a synthetic world with a known gold reward",
         description="Train an SFT policy, collect K-wise rankings from biased simulated labellers, train reward "
-        "models, run best-of-n and PPO against them, and write a report (Markdown, HTML, PNG plots, results.json) "
-        "showing where the gold reward peaks and falls. No downloads; under 10 minutes on 2 CPU cores "
-        "(--quick: under 2).",
+        "models, run best-of-n and PPO against them with held-out evaluation, compare with ceilings, baselines and "
+        "mechanism controls, and write a report (Markdown, HTML, PNG plots, results.json) showing where the gold "
+        "reward peaks and falls, every verdict with its interval. No downloads; one seed takes under 10 minutes "
+        "on 2 CPU cores (--quick: under 2); --seeds runs one independent world per seed, one after the other.",
     )
     p.add_argument("--output", default="demo-output", help="directory for the report and artifacts (demo-output)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes for a run under 2 minutes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world and every stage (0)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes for a run under 2 minutes per seed")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, help="seed of the world and of every stage (0)")
+    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="one independent world per seed; the report gives means with intervals over seeds")
     p.add_argument("--mitigations", action="store_true",
-                   help="also train a reward-model ensemble and a DPO policy and compare their over-optimization "
-                   "with the single RM's (adds a few minutes)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+                   help="also train a reward-model ensemble and a DPO policy (in the first seed's world) and compare "
+                   "their over-optimization with the single RM's (adds a few minutes)")
+    p.add_argument("--workers", type=int, help="processes that run a seed's PPO runs side by side; the results do "
+                   "not depend on it (default: the number of CPUs, at most 4)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress and stage headings")
     p.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from rewardkit.errors import RewardkitError
+
+    seeds = args.seeds or [0 if args.seed is None else args.seed]
+    if len(set(seeds)) != len(seeds):
+        raise RewardkitError(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise RewardkitError(f"--output {args.output} is a file; give a directory")
+    if args.workers is not None and args.workers < 1:
+        raise RewardkitError(f"--workers must be at least 1, got {args.workers}")
+    workers = args.workers or min(os.cpu_count() or 1, 4)
     from rewardkit.demo import DemoConfig, run_demo, write_report
     from rewardkit.demo.report import summary_lines
+    from rewardkit.progress import Console
 
-    config = DemoConfig.quick(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
-    results = run_demo(config, args.output, progress=args.progress)
+    console = Console(enabled=args.progress)
+    limit = "2 minutes" if args.quick else "10 minutes"
+    what = (f"{len(seeds)} independent worlds (seeds {', '.join(map(str, seeds))}), one after the other"
+            if len(seeds) > 1 else f"seed {seeds[0]}")
+    console.print(f"rewardkit demo, {what}: under {limit} per seed on 2 idle CPU cores -> {args.output}/")
+    config = DemoConfig.quick(seed=seeds[0]) if args.quick else DemoConfig(seed=seeds[0])
+    results = run_demo(config, args.output, seeds=seeds, console=console, workers=workers)
     if args.mitigations:
         from rewardkit.demo.mitigations import MitigationsConfig, run_mitigations
         from rewardkit.demo.mitigations import summary_lines as mitigation_lines
 
         mitigations = MitigationsConfig.quick() if args.quick else MitigationsConfig()
-        results["mitigations"] = run_mitigations(args.output, mitigations, progress=args.progress)
-    files = write_report(results, args.output)
+        results["mitigations"] = run_mitigations(Path(args.output) / f"seed-{seeds[0]}", mitigations, console)
+    with console.stage("Report", "plots, report.md, report.html"):
+        files = write_report(results, args.output)
     lines = summary_lines(results) + (mitigation_lines(results["mitigations"]) if args.mitigations else [])
     print("\n".join(f"- {line}" for line in lines))
-    print(f"report: {files['markdown']} (and {files['html'].name}, plots/, results.json) "
-          f"in {results['seconds']['total']:.0f} s")
+    print(f"report: {files['markdown']} (and {files['html'].name}, plots/, results.json, timings.json)")
     return 0
 
 

@@ -27,7 +27,7 @@ from accelerate.utils import DistributedType, GradientAccumulationPlugin, gather
 if TYPE_CHECKING:  # the model code (transformers) is imported where used: `train --num-processes` relaunches fast
     from rewardkit.data.collate import EncodedDataset
     from rewardkit.data.records import Text
-    from rewardkit.evaluation.pairwise import PairwiseMetrics
+    from rewardkit.model.metrics import PairwiseMetrics
     from rewardkit.model.reward_model import RewardModel, ScoreOutput
     from rewardkit.model.step_scores import StepScores
     from rewardkit.training.config import TrainConfig
@@ -233,6 +233,6 @@ class ShardedScorer:
 
 def sharded_evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
     """`evaluate` with the scoring shared by all launched processes; every process gets the same metrics."""
-    from rewardkit.evaluation.pairwise import evaluate
+    from rewardkit.model.metrics import evaluate
 
     return evaluate(ShardedScorer(model), encoded, batch_size)  # type: ignore[arg-type]  # duck-typed RewardModel

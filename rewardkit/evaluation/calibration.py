@@ -100,25 +100,3 @@ def fit_temperature(differences: np.ndarray, observed: np.ndarray, iterations: i
             fb = loss(b)
     return float(math.exp(-(low + high) / 2))
 
-
-def fit_platt(rewards: np.ndarray, labels: np.ndarray, iterations: int = 50) -> tuple[float, float]:
-    """(offset, scale) such that sigmoid((r - offset) / scale) best fits the labels (Platt scaling: logistic
-    regression of the labels on the rewards, by Newton's method). (0, 1) when the rewards say nothing (a scale
-    that would have to be negative or infinite)."""
-    r, y = np.asarray(rewards, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-    if len(r) < 2 or np.ptp(r) == 0:
-        return 0.0, 1.0
-    features = np.stack([r, np.ones_like(r)], axis=1)
-    weights = np.array([1.0, 0.0])  # slope a, intercept b: p = sigmoid(a r + b)
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(features @ weights, -50, 50)))
-        gradient = features.T @ (p - y)
-        hessian = features.T @ (features * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    slope, intercept = weights
-    if not np.isfinite(weights).all() or slope <= 1e-6:
-        return 0.0, 1.0
-    return float(-intercept / slope), float(1.0 / slope)

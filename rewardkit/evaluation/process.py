@@ -27,7 +27,8 @@ import torch
 from rewardkit.data.steps import StepDataset, split_steps
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.options import ProcessEvalOptions
-from rewardkit.evaluation.step_metrics import (
+from rewardkit.model.reward_model import RewardModel
+from rewardkit.model.step_metrics import (
     auroc,
     best_threshold,
     first_error_scores,
@@ -36,7 +37,6 @@ from rewardkit.evaluation.step_metrics import (
     scores_at,
     step_metrics,
 )
-from rewardkit.model.reward_model import RewardModel
 from rewardkit.model.step_scores import AGGREGATIONS, aggregate_steps
 
 ORACLE_NOTE = "threshold tuned on the evaluated solutions themselves: an upper bound, not a held-out figure"

@@ -10,9 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rewardkit.demo.document import Document  # noqa: E402
 from rewardkit.evaluation.plots import _save, _short  # noqa: E402
 from rewardkit.evaluation.report import write_documents  # noqa: E402
+from rewardkit.reporting import Document  # noqa: E402
 
 HOW_TO_READ = [
     "**F1** (ProcessBench): a solution's predicted first error is its first step whose probability σ(reward) falls "

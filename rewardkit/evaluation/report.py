@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from rewardkit.demo.document import Document
 from rewardkit.evaluation.plots import plot_accuracy, plot_length, plot_reliability, plot_subsets
+from rewardkit.reporting import Document
 
 HOW_TO_READ = [
     "**accuracy**: share of labelled comparisons where the favoured response gets the higher reward; equal rewards "

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardkit.evaluation.step_metrics import auroc
+from rewardkit.model.step_metrics import auroc
 from rewardkit.rl.best_of_n import doubling_ns, expected_best_of_n
 from rewardkit.rl.prm_search import solution_scores
 from rewardkit.training import TrainConfig, train

@@ -60,8 +60,8 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rewardkit.demo.document import Document
     from rewardkit.experiments.prm import SCORERS, verdict
+    from rewardkit.reporting import Document
 
     output = Path(output_dir)
     (output / "plots").mkdir(parents=True, exist_ok=True)

@@ -47,9 +47,12 @@ from transformers.utils import logging as hf_logging
 
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import Text
-from rewardkit.data.steps import STEP_SEPARATOR, encode_solutions
+from rewardkit.data.step_encoding import encode_solutions
+from rewardkit.data.steps import STEP_SEPARATOR
 from rewardkit.data.tokenize import EncodedSequence, encode_pair, encode_pairs
+from rewardkit.device import precision_dtype
 from rewardkit.errors import RewardkitError, model_source_error
+from rewardkit.model.encoder_packing import encoder_rewards, is_token_level
 from rewardkit.model.pooling import decoder_head, position_ids_from_mask, reward_coordinates
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 from rewardkit.model.step_scores import StepScores
@@ -124,6 +127,9 @@ class RewardModel(nn.Module):
         settings.setdefault("max_length", DEFAULT_MAX_LENGTH)
         model.config.rewardkit = settings
         model.config.pad_token_id = tokenizer.pad_token_id
+        # Scoring precision (not saved: it belongs to the machine): "auto" = bf16 autocast where the device computes
+        # bf16 fast (rewardkit.device), "fp32" or "bf16" to force one. Training sets its own --precision here.
+        self.precision = "auto"
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -267,7 +273,8 @@ class RewardModel(nn.Module):
         position, row after row.
 
         Decoder rows that share a prefix (a prompt with several responses) can have it computed once, and batches
-        that are mostly padding are packed into one forward without the padding (`prefix_sharing`). Rewards and
+        that are mostly padding are packed into one forward without the padding (`prefix_sharing`); encoder
+        batches are packed under a block-diagonal mask or split into length buckets (`encoder_packing`). Rewards and
         gradients equal the padded forward's up to float rounding. `share_prefix=None` shares when no gradient is
         recorded (scoring, evaluation, serving); training passes True to share too.
         """
@@ -275,6 +282,12 @@ class RewardModel(nn.Module):
         if supports_packing(self) and (share or _padding_share(attention_mask) > PACK_ABOVE_PADDING):
             sequences = unpad(input_ids, attention_mask)
             return packed_rewards(self, sequences, share_prefix=share, reward_positions=reward_positions)
+        # Encoders: packed rows or length buckets, when the head reads where asked (a pooled head reads [CLS] only;
+        # asked for positions, the padded forward says so).
+        reads_positions = is_token_level(self.hf_model)
+        if not self.is_decoder and _padding_share(attention_mask) > PACK_ABOVE_PADDING \
+                and reads_positions == (reward_positions is not None):
+            return encoder_rewards(self, unpad(input_ids, attention_mask), reward_positions)
         return self.padded_forward(input_ids, attention_mask, reward_positions)
 
     def padded_forward(
@@ -330,7 +343,8 @@ class RewardModel(nn.Module):
         progress: bool | str = False,
     ) -> list[torch.Tensor]:
         """Raw rewards of each token-id sequence at its `reward_positions` (default: its last token), in input
-        order, at most `batch_size` sequences per forward. `progress`: a bar, named "scoring" or by the given text.
+        order, at most `batch_size` sequences per forward, under `autocast_dtype` (None: the one `self.precision`
+        picks for this device). `progress`: a bar, named "scoring" or by the given text.
 
         Decoder batches keep sequences that share a prefix together (a prompt scored with several responses), so
         the forward computes it once, and group sequences of similar length (`prefix_sharing.scoring_batches`);
@@ -347,6 +361,7 @@ class RewardModel(nn.Module):
             order = sorted(scored, key=lambda i: len(sequences[i]))
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         device = self.device
+        autocast_dtype = autocast_dtype or precision_dtype(self.precision, device)
         name = progress if isinstance(progress, str) else "scoring"
         bar = tqdm(total=len(sequences), desc=name, unit="seq", disable=not progress)
         for rows in batches:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardkit.lm import sample_responses
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.model.step_scores import AGGREGATIONS
 from rewardkit.rl.rewards import RewardFn
-from rewardkit.rl.sampling import sample_responses
 
 
 def solution_scores(

@@ -23,14 +23,14 @@ import torch
 
 from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import collate_groups, encode_dataset
+from rewardkit.data.step_encoding import collate_steps, encode_step_dataset
 from rewardkit.data.step_formats import STEP_FORMATS, is_step_data, load_steps
-from rewardkit.data.steps import StepDataset, collate_steps, encode_step_dataset, split_steps
+from rewardkit.data.steps import StepDataset, split_steps
 from rewardkit.distributed import ShardedScorer, sharded_evaluate
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.calibration import fit_platt
-from rewardkit.evaluation.pairwise import score_encoded_dataset
-from rewardkit.evaluation.step_metrics import labelled_steps, step_metrics
+from rewardkit.model.metrics import score_encoded_dataset
 from rewardkit.model.reward_model import RewardModel
+from rewardkit.model.step_metrics import fit_platt, labelled_steps, step_metrics
 from rewardkit.training.config import TrainConfig
 from rewardkit.training.loss import bradley_terry_loss, step_classification_loss
 

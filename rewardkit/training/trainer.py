@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
+from rewardkit.device import precision_dtype, resolve_device
 from rewardkit.distributed import build_accelerator, is_sharded, save_model, shard_step
 from rewardkit.errors import RewardkitError
 from rewardkit.model.prefix_sharing import supports_packing
@@ -65,7 +66,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     rank, world, is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     output_dir = Path(config.output_dir)
     device = accelerator.device if world > 1 else resolve_device(config.device)
-    autocast_dtype = resolve_autocast_dtype(config.precision, device)
+    autocast_dtype = precision_dtype(config.precision, device)  # auto: bf16 where the device computes it fast
     resume_from = latest_checkpoint(output_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
@@ -76,11 +77,16 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     train_set, eval_set, load_report = objective.load()  # a bad record fails before the model loads
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, process=objective.process).to(device)
+    model.precision = config.precision  # validation and normalization score at the training precision
     share_prefix = config.share_prefix and supports_packing(model)
     if config.share_prefix and not share_prefix and is_main:
         model_type = getattr(model.hf_model.config, "model_type", "?")
-        logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
-                    "with sdpa or eager attention)", model_type)
+        if model.is_decoder:
+            logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like "
+                        "decoders with sdpa or eager attention)", model_type)
+        else:
+            logger.info("share_prefix: %s is a bidirectional encoder, whose prompt states depend on the response: "
+                        "batches are packed without padding, prompts are not shared", model_type)
     train_data = objective.encode(train_set, model, training=True)
     eval_data = objective.encode(eval_set, model, training=False) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -199,6 +205,8 @@ def build_reward_model(config: TrainConfig, process: bool = False) -> RewardMode
     """The model a run starts from (a resumed run then loads its checkpoint's state into it)."""
     model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init,
                                  process=process)
+    if not config.dropout:
+        disable_dropout(model.model)
     if config.gradient_checkpointing:  # transformers 5 renamed it; 4.x has only the old name
         enable = getattr(model.hf_model, "activation_checkpointing_enable", None)
         if enable is not None:
@@ -208,6 +216,16 @@ def build_reward_model(config: TrainConfig, process: bool = False) -> RewardMode
     if config.lora_rank:
         model.model = _wrap_lora(model, config)
     return model
+
+
+def disable_dropout(module: torch.nn.Module) -> None:
+    """Dropout rate 0 everywhere: nn.Dropout modules and the float rates attention layers read themselves
+    (Llama-like `attention_dropout`). The saved config keeps the original rates."""
+    for submodule in module.modules():
+        if isinstance(submodule, torch.nn.Dropout):
+            submodule.p = 0.0
+        if isinstance(getattr(submodule, "attention_dropout", None), float):
+            submodule.attention_dropout = 0.0
 
 
 def _wrap_lora(model: RewardModel, config: TrainConfig):
@@ -251,23 +269,6 @@ def _diverged(what: str, step: int, output_dir: Path) -> TrainingDivergedError:
         "Try a lower --lr, --precision fp32, or check the data for extreme inputs, then run again "
         "(add --resume to continue from the checkpoint)."
     )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means plain fp32. 'auto' picks bf16 only on GPUs that support it."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def _mean(records: list[dict], key: str) -> float:

@@ -153,7 +153,7 @@ def monte_carlo_labels(
 ) -> list[list[float]]:  # fmt: skip
     """Math-Shepherd's soft labels: per step, the share of `rollouts` continuations from it with the right answer
     (the last step's label is its own answer's correctness)."""
-    from rewardkit.rl.sampling import sample_responses
+    from rewardkit.lm import sample_responses
 
     contexts, owners = [], []
     for s, (prompt, steps) in enumerate(zip(prompts, solutions, strict=True)):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rewardkit.cli import main
-from rewardkit.evaluation.step_metrics import (
+from rewardkit.model.step_metrics import (
     auroc,
     best_threshold,
     first_error_scores,
@@ -147,7 +147,7 @@ def test_a_bad_step_record_names_its_line_when_scoring(prm, tmp_path):
 
 
 def test_platt_fit_recovers_offset_and_scale_and_refuses_uninformative_rewards():
-    from rewardkit.evaluation.calibration import fit_platt
+    from rewardkit.model.step_metrics import fit_platt
 
     rng = np.random.default_rng(0)
     rewards = rng.normal(size=20_000) * 2

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from rewardkit.data.collate import pad_sequences
-from rewardkit.data.steps import StepDataset, StepGroup, StepSolution, collate_steps, encode_step_dataset
+from rewardkit.data.step_encoding import collate_steps, encode_step_dataset
+from rewardkit.data.steps import StepDataset, StepGroup, StepSolution
 from rewardkit.model import RewardModel
 from rewardkit.model.last_layer import supports_last_layer_skip
 from rewardkit.model.prefix_sharing import PackingCost, forward_groups, pack_trees, plan, supports_packing
