@@ -1,7 +1,7 @@
 """Items to rank from a policy: sample K responses per prompt from a Hugging Face causal LM checkpoint.
 
 The prompt is rendered as the reward model will see it (`rewardkit.data.tokenize.render`: the chat template for
-chat messages, when the tokenizer has one), responses come from `rewardkit.lm.sample_responses` with one seeded stream,
+chat messages, when the tokenizer has one), responses come from `rewardkit.lm` with one seeded stream,
 and an empty response or a repeat of one already drawn for the same prompt is drawn again (a labeller cannot
 rank two identical answers, and the data loaders refuse them).
 """
