@@ -82,9 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--max-length", default="64", help="tokens per prompt + response for every command (64)")
-    parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval'); their rows replace "
-                        "those of the same commands in the results file, the other rows are kept")
-    parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst)")
+    parser.add_argument("--only", nargs="+", help="only these commands (e.g. score 'dpo eval')")
+    parser.add_argument("--files", nargs="+", help="only files whose path contains one of these (e.g. oasst); with "
+                        "--only or --files, the rows run replace theirs in the results file, the others are kept")
     parser.add_argument("--max-records", type=int, default=200,
                         help="commands run on a file's first N records (a copy in a temporary folder) so the sweep "
                         "fits in minutes; every file is also read whole, without a model (200; 0: whole files)")
@@ -94,8 +94,10 @@ def main() -> None:
     log = Captured()
     logging.basicConfig(level=logging.INFO, handlers=[log])  # rewardkit's own basicConfig then adds nothing
     load_before = os.getloadavg()
-    kept = json.loads(OUT.read_text())["results"] if args.only and OUT.exists() else []
-    results: list[dict] = [r for r in kept if r["command"] not in args.only] if args.only else []
+    partial = bool(args.only or args.files)  # a partial run replaces its own rows of the results file
+    kept = json.loads(OUT.read_text())["results"] if partial and OUT.exists() else []
+    results: list[dict] = [r for r in kept if r["file"] not in names or (
+        args.only and r["command"] not in args.only and r["command"] != "read whole file")]
     with tempfile.TemporaryDirectory(prefix="rewardkit-sweep-") as tmp:
         from rewardkit.testing import save_tiny_sft_model
 
