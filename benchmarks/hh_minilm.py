@@ -3,6 +3,7 @@
     python benchmarks/hh_minilm.py speed --threads 2              # the issue's workload, 3 repeats; ~25 min idle
     python benchmarks/hh_minilm.py speed --systems rewardkit-dropout-padded rewardkit-padded --repeats 1
     python benchmarks/hh_minilm.py accuracy --threads 2           # 3 seeds x 2 systems, 1 epoch each; ~60 min idle
+    python benchmarks/hh_minilm.py accuracy --train-pairs 320 --threads 2   # the issue's 320-pair epoch
     python benchmarks/hh_minilm.py profile --threads 2            # where a training step's time goes
 
 Backbone: sentence-transformers' all-MiniLM-L6-v2 (22.7M parameters; BERT, 6 layers, hidden 384) from the
@@ -211,12 +212,12 @@ def t_interval(values: list[float]) -> tuple[float, float, float]:
 
 def accuracy_part(args, tokenizer, workdir: Path) -> tuple[list[dict], str]:
     pairs = fitting_pairs(tokenizer, args.max_length)
-    train_records = [r for line, r in pairs if TRAIN_LINES[0] <= line <= TRAIN_LINES[1]]
+    train_records = [r for line, r in pairs if TRAIN_LINES[0] <= line <= TRAIN_LINES[1]][: args.train_pairs]
     held_records = [r for line, r in pairs if HELD_OUT_LINES[0] <= line <= HELD_OUT_LINES[1]]
     train_split = make_split(train_records, workdir / "train.jsonl", tokenizer, args.max_length)
     held_out = make_split(held_records, workdir / "held-out.jsonl", tokenizer, args.max_length).encoded
     steps = math.ceil(train_split.pairs / PAIRS_PER_STEP)
-    print(f"accuracy: {train_split.pairs} training pairs (lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]}), "
+    print(f"accuracy: {train_split.pairs} training pairs (from lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]}), "
           f"{len(held_out)} held-out pairs (lines {HELD_OUT_LINES[0]}-{HELD_OUT_LINES[1]}), {steps} steps")
     runs = []
     for seed in args.seeds:
@@ -242,8 +243,8 @@ def accuracy_part(args, tokenizer, workdir: Path) -> tuple[list[dict], str]:
                ("mean_margin", "mean margin"), ("comparisons_per_s", "pairs/s"), ("seconds", "s per run")]
     table = markdown_table(rows, columns)
     print(table)
-    description = (f"train: {train_split.pairs} pairs (lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]} of "
-                   f"hh-rlhf-harmless/pairs.jsonl.gz that fit {args.max_length} tokens), held out: {len(held_out)} "
+    description = (f"train: {train_split.pairs} pairs (the first that fit {args.max_length} tokens among lines "
+                   f"{TRAIN_LINES[0]}-{TRAIN_LINES[1]} of hh-rlhf-harmless/pairs.jsonl.gz), held out: {len(held_out)} "
                    f"pairs (lines {HELD_OUT_LINES[0]}-{HELD_OUT_LINES[1]}), one epoch = {steps} steps of "
                    f"{PAIRS_PER_STEP} pairs, lr {LEARNING_RATE}")  # fmt: skip
     return [{"rows": rows, "runs": runs, "description": description}], f"{description}\n\n{table}"
@@ -370,6 +371,7 @@ def main() -> None:
                         help="rewardkit's and best-TRL's precision, resolved once and reported (auto: bf16 where the "
                              "CPU computes it fast)")  # fmt: skip
     parser.add_argument("--pairs", type=int, default=SPEED_PAIRS, help="speed: the first N fitting pairs")
+    parser.add_argument("--train-pairs", type=int, help="accuracy: train on the first N fitting pairs (default: all)")
     parser.add_argument("--trl-defaults-steps", type=int, help="speed: steps of the trl-defaults run (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", help="results name under benchmarks/results/ (default: hh_minilm_<part>)")
