@@ -204,13 +204,13 @@ def held_out_metrics(model: RewardModel, held_out: EncodedDataset) -> dict:
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t interval over seeds (Student's t quantiles for small n)."""
+    """Mean and 95% t interval of accuracies over seeds (Student's t quantiles for small n)."""
     t95 = {2: 12.71, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, float("nan"), float("nan")
     half = t95.get(len(values), 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    return mean, max(0.0, mean - half), min(1.0, mean + half)  # an accuracy: clipped to [0, 1]
 
 
 def accuracy_part(args, tokenizer, workdir: Path, checkpoint) -> tuple[list[dict], str]:
