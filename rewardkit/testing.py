@@ -8,7 +8,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from rewardkit.world.policy import build_llama
+from rewardkit.lm import build_llama
 
 TINY_CORPUS = [
     "Human: How do I bake bread? Assistant: Mix flour, water, salt and yeast, then knead and bake it.",

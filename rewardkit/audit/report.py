@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rewardkit.audit.runner import AuditResult  # noqa: E402
-from rewardkit.demo.document import Document  # noqa: E402
+from rewardkit.reporting import Document  # noqa: E402
 from rewardkit.tables import text_table  # noqa: E402
 
 HEADER = ["probe", "pairs", "win rate", "95% CI", "mean Δ reward", "unseen", "unknown", "verdict"]

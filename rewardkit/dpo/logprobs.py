@@ -1,7 +1,7 @@
 """log pi(y | x) of whole responses under a causal LM: the sum of the response tokens' log-probabilities.
 
 Sequences are left-padded, so every one ends in the last column and a response of r tokens is the last r
-columns of its row; `rewardkit.rl.kl.response_logprobs` then gives the per-token log-probs with a mask.
+columns of its row; `rewardkit.lm.response_logprobs` then gives the per-token log-probs with a mask.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from transformers import PreTrainedModel
 
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.tokenize import EncodedSequence
-from rewardkit.rl.kl import response_logprobs
+from rewardkit.lm import response_logprobs
 
 
 def response_lengths(sequences: Sequence[EncodedSequence]) -> list[int]:

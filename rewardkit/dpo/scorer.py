@@ -27,7 +27,7 @@ from rewardkit.dpo.logprobs import batched_sequence_logprobs
 from rewardkit.dpo.modes import MODES
 from rewardkit.errors import RewardkitError, model_source_error
 from rewardkit.evaluation.pairwise import PairwiseMetrics, pairwise_metrics
-from rewardkit.rl.sampling import pad_token_id
+from rewardkit.lm import pad_token_id
 
 DEFAULT_MAX_LENGTH = 512
 

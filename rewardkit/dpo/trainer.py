@@ -22,7 +22,7 @@ from rewardkit.dpo.encode import encode_preferences_for_policy
 from rewardkit.dpo.logprobs import batched_sequence_logprobs, sequence_logprobs
 from rewardkit.dpo.loss import dpo_loss
 from rewardkit.errors import RewardkitError
-from rewardkit.rl.sampling import pad_token_id
+from rewardkit.lm import pad_token_id
 from rewardkit.training.optim import build_optimizer
 from rewardkit.training.sampler import GroupBatchSchedule
 

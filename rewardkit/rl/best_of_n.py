@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from rewardkit.lm import sample_responses
+from rewardkit.progress import progress_bar
 from rewardkit.rl.rewards import RewardFn, score_responses
-from rewardkit.rl.sampling import sample_responses
 
 
 @dataclass
@@ -78,22 +78,30 @@ def doubling_ns(n_max: int) -> list[int]:
     return ns if ns[-1] == n_max else [*ns, n_max]
 
 
+def best_of_n_per_prompt(
+    proxy: np.ndarray, metrics: dict[str, np.ndarray] | None = None, ns: list[int] | None = None
+) -> dict[str, np.ndarray]:
+    """Unbiased E[score of BoN_n] for each prompt from scores [P, N]: {"proxy": [len(ns), P], <metric>: ...}."""
+    ns = ns or doubling_ns(proxy.shape[1])
+    order = np.argsort(proxy, axis=1, kind="stable")
+    sorted_values = {"proxy": np.take_along_axis(proxy, order, axis=1)}
+    for name, values in (metrics or {}).items():
+        sorted_values[name] = np.take_along_axis(np.asarray(values, dtype=float), order, axis=1)
+    weights = np.stack([best_of_n_weights(proxy.shape[1], n) for n in ns], axis=1)  # [N, len(ns)]
+    return {name: (values @ weights).T for name, values in sorted_values.items()}
+
+
 def best_of_n_estimates(
     proxy: np.ndarray, metrics: dict[str, np.ndarray] | None = None, ns: list[int] | None = None
 ) -> list[dict[str, float]]:
     """Best-of-n curve from scores [P, N]: per n, the prompt mean of the unbiased estimate of each score."""
-    metrics = metrics or {}
     ns = ns or doubling_ns(proxy.shape[1])
-    order = np.argsort(proxy, axis=1, kind="stable")
-    sorted_values = {"proxy": np.take_along_axis(proxy, order, axis=1)}
-    for name, values in metrics.items():
-        sorted_values[name] = np.take_along_axis(np.asarray(values, dtype=float), order, axis=1)
+    per_prompt = best_of_n_per_prompt(proxy, metrics, ns)
     rows = []
-    for n in ns:
-        weights = best_of_n_weights(proxy.shape[1], n)
+    for i, n in enumerate(ns):
         kl = kl_best_of_n(n)
         row = {"n": n, "kl_bon": kl, "sqrt_kl_bon": math.sqrt(kl)}
-        row |= {name: float((values @ weights).mean()) for name, values in sorted_values.items()}
+        row |= {name: float(values[i].mean()) for name, values in per_prompt.items()}
         rows.append(row)
     return rows
 
@@ -111,7 +119,9 @@ def sample_and_score(
     generator = torch.Generator(device=policy.device).manual_seed(config.seed)
     texts: list[str] = []
     chunks = range(0, len(repeated), config.sample_batch_size)
-    for start in tqdm(chunks, desc="best-of-n sampling", disable=not config.progress):
+    bar = progress_bar(len(chunks), f"best-of-n: sampling {n} responses for each of {len(prompts)} prompts",
+                       config.progress, unit="batches")
+    for start in chunks:
         batch = repeated[start : start + config.sample_batch_size]
         samples = sample_responses(
             policy,
@@ -123,6 +133,8 @@ def sample_and_score(
             generator=generator,
         )
         texts += samples.texts
+        bar.update()
+    bar.close()
     responses = [texts[p * n : (p + 1) * n] for p in range(len(prompts))]
     scores = {
         name: score_responses(fn, repeated, texts, config.score_batch_size).numpy().reshape(len(prompts), n)

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
-from rewardkit.rl.modeling import causal_lm_logits
+from rewardkit.lm import response_logprobs
 
 KLEstimator = Literal["k1", "k3"]
 
@@ -36,28 +36,6 @@ def kl_per_token(logp: torch.Tensor, logp_ref: torch.Tensor, estimator: KLEstima
     if estimator == "k3":
         return kl_k3(logp, logp_ref)
     raise ValueError(f"unknown KL estimator {estimator!r}; expected 'k1' or 'k3'")
-
-
-def response_logprobs(
-    model: PreTrainedModel,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    response_mask: torch.Tensor,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """log pi(y_t | x, y_<t) of each response token, shape [B, R], 0 where `response_mask` is 0.
-
-    `input_ids` / `attention_mask` are [B, P + R] with the response in the last R columns; `response_mask` is
-    [B, R]. The logits at column j predict the token at column j + 1, hence the one-column shift.
-    `temperature` must match the sampling temperature, so these are log-probs of the sampling distribution.
-    """
-    num_response = response_mask.shape[1]
-    logits = causal_lm_logits(model, input_ids, attention_mask, keep_last=num_response + 1)[:, :-1]
-    logits = logits / temperature
-    tokens = input_ids[:, -num_response:]
-    # gather - logsumexp avoids materialising a second [B, R, V] tensor of log-softmax values
-    logp = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    return logp * response_mask.to(logp.dtype)
 
 
 @torch.no_grad()

@@ -5,6 +5,11 @@
 
 Both are linear in (alpha, beta) with no intercept (R(0) = 0 once rewards are centred on the initial policy),
 so they are fitted by ordinary least squares on the features [d, -d^2] and [d, -d log d].
+
+A fit is judged on points it was not fitted to: `r2_cv` is the leave-one-point-out R² (each point predicted by the
+fit to all the others; exact for least squares through the hat matrix: residual_i / (1 - h_ii)). It drops far
+below the in-sample `r2` when the form does not follow the curve's shape, e.g. when the peak it implies is not
+where the points peak.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ class OveroptimizationFit:
     form: Form
     alpha: float
     beta: float
-    r2: float  # 1 - SS_res / SS_tot, SS_tot about the mean of R
+    r2: float  # 1 - SS_res / SS_tot, SS_tot about the mean of R, on the fitted points
+    r2_cv: float  # the same with each point's residual from the fit that left it out (nan with < 4 points)
     d_peak: float  # argmax_d R(d); inf when beta <= 0 (no over-optimization within the form)
     r_peak: float  # R(d_peak)
 
@@ -71,7 +77,18 @@ def fit_overoptimization(d: np.ndarray, gold: np.ndarray, form: Form) -> Overopt
     total = ((gold - gold.mean()) ** 2).sum()
     r2 = 1.0 - (residual**2).sum() / total if total > 0 else float("nan")
     d_peak, r_peak = _peak(form, float(alpha), float(beta))
-    return OveroptimizationFit(form, float(alpha), float(beta), float(r2), d_peak, r_peak)
+    return OveroptimizationFit(form, float(alpha), float(beta), float(r2), _r2_cv(features, residual, total),
+                               d_peak, r_peak)
+
+
+def _r2_cv(features: np.ndarray, residual: np.ndarray, total: float) -> float:
+    """Leave-one-out R²: 1 - PRESS / SS_tot, PRESS = sum (residual_i / (1 - h_ii))^2."""
+    if len(residual) < 4 or total <= 0:  # two parameters: with fewer than 4 points nothing is left to judge
+        return float("nan")
+    leverage = np.einsum("ij,jk,ik->i", features, np.linalg.pinv(features.T @ features), features)
+    if (leverage > 1 - 1e-9).any():  # a point only it determines: it cannot be predicted from the others
+        return float("nan")
+    return float(1.0 - ((residual / (1.0 - leverage)) ** 2).sum() / total)
 
 
 def fit_best_of_n(d: np.ndarray, gold: np.ndarray) -> OveroptimizationFit:

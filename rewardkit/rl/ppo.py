@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rewardkit.rl.kl import KLEstimator, kl_k1, kl_k3, kl_per_token, response_logprobs
-from rewardkit.rl.modeling import position_ids_from_mask
+from rewardkit.lm import position_ids_from_mask, response_logprobs, sample_responses
+from rewardkit.progress import progress_bar
+from rewardkit.rl.kl import KLEstimator, kl_k1, kl_k3, kl_per_token
 from rewardkit.rl.rewards import RewardFn, score_responses
-from rewardkit.rl.sampling import sample_responses
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 
 LOG_KEYS = (
@@ -75,6 +74,7 @@ class PPOConfig:
     whiten_advantages: bool = True
     seed: int = 0
     progress: bool = True
+    progress_desc: str = "PPO"  # names the progress bar, e.g. "PPO β=0 against the RM, seed 1"
 
 
 @dataclass
@@ -188,8 +188,8 @@ def train_ppo(
     mini_batch_size = config.batch_size // config.num_mini_batches
     log: list[dict[str, float]] = []
 
-    progress = tqdm(range(config.steps), desc="ppo", disable=not config.progress)
-    for step in progress:
+    progress = progress_bar(config.steps, config.progress_desc, config.progress)
+    for step in range(config.steps):
         # 1. rollout and score
         batch_prompts = next(batches)
         samples = sample_responses(
@@ -272,9 +272,9 @@ def train_ppo(
         for name, fn in metrics.items():
             row[name] = score_responses(fn, batch_prompts, samples.texts).mean().item()
         log.append(row)
-        progress.set_postfix(reward=f"{row['proxy_reward']:.3f}", kl=f"{sequence_kl:.3f}")
+        progress.update(reward=f"{row['proxy_reward']:.3f}", kl=f"{sequence_kl:.2f}")
         kl_controller.update(sequence_kl, config.batch_size)
         if callback is not None and callback(row, policy):
             break
-
+    progress.close()
     return PPOResult(policy=policy, value_model=value_model, log=log)

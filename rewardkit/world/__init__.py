@@ -12,7 +12,7 @@ trained on their rankings inherits that, and a policy optimized hard against it 
 formatted while gold first rises, then falls.
 """
 
-from rewardkit.world.collect import collect_rankings, read_rankings, write_rankings
+from rewardkit.world.collect import collect_rankings, rank_by_gold, read_rankings, relabel, write_rankings
 from rewardkit.world.features import format_rate, response_length
 from rewardkit.world.labeller import (
     DEFAULT_FORMAT_BIAS,
@@ -56,7 +56,9 @@ __all__ = [
     "format_rate",
     "load_world",
     "pairwise_agreement",
+    "rank_by_gold",
     "read_rankings",
+    "relabel",
     "response_length",
     "sample_responses",
     "save_policy",

@@ -66,6 +66,21 @@ def collect_rankings(
     return records
 
 
+def relabel(records: list[dict], labeller: Labeller) -> list[dict]:
+    """The same prompts and responses ranked again by another labeller (e.g. one without biases)."""
+    return [{**record, "ranking": labeller.rank(record["prompt"], record["responses"])} for record in records]
+
+
+def rank_by_gold(world: World, records: list[dict]) -> list[dict]:
+    """The same prompts and responses ordered by the gold reward, noise-free (Gao et al.'s synthetic labels):
+    ranking-format records with "scores", so responses of equal gold are ties."""
+    ranked = []
+    for record in records:
+        gold = world.gold_reward([record["prompt"]] * len(record["responses"]), record["responses"], centred=False)
+        ranked.append({key: value for key, value in record.items() if key != "ranking"} | {"scores": gold.tolist()})
+    return ranked
+
+
 def _empty_or_repeated(responses: list[str], offsets: np.ndarray) -> list[int]:
     """Indices of responses that are empty or repeat an earlier response of the same group."""
     bad = []

@@ -82,8 +82,12 @@ class Labeller:
 
     def preference_prob(self, prompt: str, a: str, b: str) -> float:
         """P(this labeller ranks `a` above `b`) under Bradley-Terry."""
-        u = self.utility(prompt, [a, b])
-        return float(1.0 / (1.0 + np.exp(-(u[0] - u[1]) / self.temperature)))
+        return float(self.preference_matrix(prompt, [a, b])[0, 1])
+
+    def preference_matrix(self, prompt: str, responses: list[str]) -> np.ndarray:
+        """[K, K]: entry (i, j) is P(this labeller ranks response i above response j) = sigmoid((u_i - u_j) / T)."""
+        u = self.utility(prompt, responses)
+        return 1.0 / (1.0 + np.exp(-(u[:, None] - u[None, :]) / self.temperature))
 
     def rank(self, prompt: str, responses: list[str]) -> list[int]:
         """A Plackett-Luce draw: indices of `responses`, best first."""

@@ -14,10 +14,11 @@ import os
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import GenerationConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from rewardkit.rl.sampling import sample_responses as sample_policy
+from rewardkit.lm import build_llama
+from rewardkit.lm import sample_responses as sample_policy
+from rewardkit.progress import progress_bar
 from rewardkit.world.tokenizer import build_tokenizer, format_prompt
 from rewardkit.world.world import World, WorldConfig
 
@@ -47,39 +48,6 @@ class SFTConfig:
     def quick(cls, **overrides) -> SFTConfig:
         """Fewer steps for `rewardkit demo --quick`."""
         return cls(**{"num_demonstrations": 4000, "steps": 200, **overrides})
-
-
-def build_llama(
-    tokenizer: PreTrainedTokenizerFast,
-    *,
-    hidden_size: int,
-    intermediate_size: int,
-    num_layers: int,
-    num_heads: int,
-    max_positions: int,
-    num_kv_heads: int | None = None,
-    tie_word_embeddings: bool = False,
-    seed: int = 0,
-) -> LlamaForCausalLM:
-    """A Llama causal LM sized by the arguments, randomly initialised after `torch.manual_seed(seed)`, with the
-    tokenizer's vocabulary size and special-token ids; `num_kv_heads` defaults to `num_heads` (no GQA). The one
-    place a Llama is built from a config: the demo's policy here, `rewardkit.testing.build_tiny_llama` for tests
-    and benchmarks."""
-    torch.manual_seed(seed)
-    model_config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_kv_heads or num_heads,
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=tie_word_embeddings,
-    )
-    return LlamaForCausalLM(model_config)
 
 
 def make_model(tokenizer: PreTrainedTokenizerFast, config: SFTConfig) -> LlamaForCausalLM:
@@ -133,11 +101,13 @@ def demonstration_loss(
 
 
 def train_sft_policy(
-    world: World, config: SFTConfig | None = None, output_dir: str | None = None, progress: bool = True
+    world: World, config: SFTConfig | None = None, output_dir: str | None = None, progress: bool = True,
+    tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """Train the tiny policy on demonstrations with AdamW (warmup + cosine); saved if given `output_dir`."""
+    """Train the tiny policy on demonstrations with AdamW (warmup + cosine); saved if given `output_dir`. Any task
+    with `prompts(n, split, seed)` and `demonstrations(prompts, seed)` works (the step world passes its tokenizer)."""
     config = config or SFTConfig()
-    tokenizer = build_tokenizer(world)
+    tokenizer = tokenizer or build_tokenizer(world)
     model = make_model(tokenizer, config)
     prompts = world.prompts(config.num_demonstrations, split="train", seed=config.seed)
     demos = world.demonstrations(prompts, seed=config.seed)
@@ -154,8 +124,9 @@ def train_sft_policy(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
-    bar = tqdm(range(config.steps), desc="SFT policy", disable=not progress)
-    for _ in bar:
+    bar = progress_bar(config.steps, f"SFT policy, {config.num_demonstrations:,} demonstrations, seed {config.seed}",
+                       progress)
+    for _ in range(config.steps):
         batch = torch.randint(len(ids), (config.batch_size,), generator=generator)
         width = int(mask[batch].sum(1).max())  # trim the batch's padding columns
         loss = model(
@@ -166,7 +137,8 @@ def train_sft_policy(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update(loss=f"{loss.item():.3f}")
+    bar.close()
     model.eval()
     if output_dir is not None:
         save_policy(model, tokenizer, world, output_dir)
@@ -202,7 +174,7 @@ def sample_responses(
     seed: int = 0,
 ) -> list[str]:
     """One sampled response per world prompt (repeat a prompt to get several), through the same sampler PPO and
-    best-of-n use (`rewardkit.rl.sampling`), in batches of `batch_size`, from one seeded stream."""
+    best-of-n use (`rewardkit.lm`), in batches of `batch_size`, from one seeded stream."""
     generator = torch.Generator(device=model.device).manual_seed(seed)
     responses: list[str] = []
     for start in range(0, len(prompts), batch_size):

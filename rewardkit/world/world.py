@@ -136,17 +136,36 @@ class World:
             "markers": float(len(response.split()) - n),
         }
 
+    def gold_contributions(self, prompt: str, response: str) -> dict[str, float]:
+        """Each term of g(x, y) with its weight and sign: they sum to the raw gold reward, so a change in gold
+        splits exactly into changes in coverage, keywords, topicality, repetition, length and markers."""
+        c, t = self.config, self.gold_terms(prompt, response)
+        return {
+            "coverage": c.coverage_weight * t["coverage"],
+            "keywords": c.keyword_weight * t["keywords"],
+            "topicality": c.topicality_weight * t["topicality"],
+            "repetition": -c.repetition_weight * t["repetition"],
+            "length": -c.length_weight * t["length"],
+            "markers": -c.marker_cost * t["markers"],
+        }
+
     def gold_score(self, prompt: str, response: str) -> float:
         """Raw (uncentred) gold reward of one response."""
-        c, t = self.config, self.gold_terms(prompt, response)
-        return (
-            c.coverage_weight * t["coverage"]
-            + c.keyword_weight * t["keywords"]
-            + c.topicality_weight * t["topicality"]
-            - c.repetition_weight * t["repetition"]
-            - c.length_weight * t["length"]
-            - c.marker_cost * t["markers"]
-        )
+        return sum(self.gold_contributions(prompt, response).values())
+
+    def measure(self, prompts: list[str], responses: list[str]) -> dict[str, np.ndarray]:
+        """What a response is made of, per response: its length in words and share of list markers, the unweighted
+        gold terms (coverage, keywords, topicality, repetition) and each term's contribution to gold
+        ("gold:<term>", summing to the raw gold reward)."""
+        rows = []
+        for prompt, response in zip(prompts, responses, strict=True):
+            terms, words = self.gold_terms(prompt, response), response.split()
+            row = {"length": float(len(words)), "format_rate": terms["markers"] / len(words) if words else 0.0}
+            row |= {name: terms[name] for name in ("coverage", "keywords", "topicality", "repetition")}
+            row |= {f"gold:{name}": value for name, value in self.gold_contributions(prompt, response).items()}
+            rows.append(row)
+        names = rows[0].keys() if rows else []
+        return {name: np.array([row[name] for row in rows]) for name in names}
 
     def gold_reward(self, prompts: list[str], responses: list[str], centred: bool = True) -> torch.Tensor:
         """Gold reward of each (prompt, response), minus `gold_offset` when `centred`; float32, shape (N,)."""

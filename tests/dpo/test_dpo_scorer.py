@@ -13,7 +13,7 @@ from rewardkit.data import load_preferences
 from rewardkit.data.tokenize import encode_pair
 from rewardkit.dpo import DPOScorer, encode_for_policy
 from rewardkit.errors import RewardkitError
-from rewardkit.rl.sampling import encode_prompts
+from rewardkit.lm import encode_prompts
 from rewardkit.testing import build_tiny_llama
 from rewardkit.world import World, build_tokenizer, format_prompt
 from tests.conftest import keyword_pairs, run_rewardkit, write_jsonl

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, response_logprobs, sequence_kl
-from rewardkit.rl.sampling import sample_responses
+from rewardkit.lm import response_logprobs, sample_responses
+from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, sequence_kl
 
 
 def test_k1_and_k3_are_unbiased_for_kl_on_a_categorical():

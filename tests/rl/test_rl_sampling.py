@@ -3,7 +3,7 @@ import copy
 import torch
 from torch import nn
 
-from rewardkit.rl.sampling import sample_responses
+from rewardkit.lm import sample_responses
 
 
 def test_same_seed_same_samples_different_seed_different(policy, tokenizer, prompts):

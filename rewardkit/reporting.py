@@ -1,4 +1,4 @@
-"""A tiny document model rendered to both Markdown and HTML, so the demo report is written once."""
+"""A tiny document model rendered to both Markdown and HTML, so every report (demo, eval, audit) is written once."""
 
 from __future__ import annotations
 

@@ -1,0 +1,71 @@
+"""Curves of an optimized policy: cross-fitted peaks that are not fooled by noise, fits judged on held-out points."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rewardkit.rl.best_of_n import doubling_ns, kl_best_of_n
+from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
+from rewardkit.rl.overoptimization import fit_best_of_n, fit_rl
+
+
+def rl_curve(gold_mean: np.ndarray, noise: float, prompts: int = 64, seed: int = 0) -> OptimizationCurve:
+    rng = np.random.default_rng(seed)
+    steps = list(range(len(gold_mean)))
+    kl = np.repeat(np.linspace(0.0, 9.0, len(steps))[:, None], prompts, axis=1)
+    gold = gold_mean[:, None] + rng.normal(0.0, noise, size=(len(steps), prompts))
+    return OptimizationCurve("rl", steps, kl, {"gold": gold, "proxy": kl.copy()})
+
+
+def test_a_flat_noisy_curve_gets_no_verdict_a_peaked_one_does():
+    flat = summarize_curve(rl_curve(np.zeros(12), noise=1.0), num_bootstrap=300)
+    drop = flat["drop_after_peak"]
+    assert drop["low"] < 0 < drop["high"]  # max-minus-last of noisy points would be > 0 by construction
+    d = np.sqrt(np.linspace(0.0, 9.0, 12))
+    peaked = summarize_curve(rl_curve(2 * d - d**2, noise=1.0), num_bootstrap=300)
+    assert peaked["drop_after_peak"]["low"] > 0 and peaked["gain_at_peak"]["low"] > 0
+    assert peaked["end"]["gold"]["high"] < 0
+    assert peaked["peak"]["step"] in (1, 2, 3)
+
+
+def test_summary_holds_points_fit_peak_and_end_with_intervals():
+    ns = doubling_ns(64)
+    d = np.array([math.sqrt(kl_best_of_n(n)) for n in ns])
+    rng = np.random.default_rng(1)
+    gold = (d * (1.0 - 0.4 * d))[:, None] + rng.normal(0.0, 0.3, size=(len(ns), 50))
+    gold -= gold[:1]
+    curve = OptimizationCurve("bon", ns, np.repeat((d**2)[:, None], 50, axis=1), {"gold": gold})
+    summary = summarize_curve(curve, num_bootstrap=200)
+    assert [p["n"] for p in summary["points"]] == ns and summary["checkpoint"] == "n"
+    fit = summary["fit"]
+    assert fit["alpha"]["low"] < 1.0 < fit["alpha"]["high"] and fit["beta"]["low"] < 0.4 < fit["beta"]["high"]
+    assert fit["sqrt_kl_peak"]["low"] < 1.25 < fit["sqrt_kl_peak"]["high"]  # alpha / (2 beta)
+    assert 0.5 < fit["r2_cv"] <= fit["r2"] <= 1.0
+    assert summary["end"]["n"] == 64 and set(summary["end"]) >= {"gold", "sqrt_kl"}
+
+
+def test_fits_recover_alpha_beta_and_are_judged_on_held_out_points():
+    ns = doubling_ns(1024)
+    d = np.array([math.sqrt(kl_best_of_n(n)) for n in ns])
+    rng = np.random.default_rng(2)
+    fit = fit_best_of_n(d, d * (1.2 - 0.3 * d) + rng.normal(0.0, 0.02, size=d.shape))
+    assert fit.alpha == pytest.approx(1.2, abs=0.05) and fit.beta == pytest.approx(0.3, abs=0.03)
+    assert 0.95 < fit.r2_cv < fit.r2 <= 1.0
+    # the wrong form: RL's d(α − β log d) through a best-of-n curve that turns down hard
+    d_rl = np.linspace(0.0, 4.0, 12)
+    turning = d_rl * (1.2 - 0.6 * d_rl)
+    wrong, right = fit_rl(d_rl, turning), fit_best_of_n(d_rl, turning)
+    assert right.r2_cv == pytest.approx(1.0) and wrong.r2_cv < wrong.r2 < 1.0 and wrong.r2_cv < 0.97
+
+
+def test_best_of_n_curve_is_centred_per_prompt_and_differences_are_paired():
+    rng = np.random.default_rng(3)
+    proxy, gold = rng.normal(size=(20, 32)), rng.normal(size=(20, 32))
+    curve = OptimizationCurve.from_best_of_n(proxy, {"gold": gold}, n_max=16)
+    assert curve.checkpoints == [1, 2, 4, 8, 16] and np.allclose(curve.metrics["gold"][0], 0.0)
+    same = paired_difference(curve, curve, num_bootstrap=100)
+    assert same == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert curve.up_to(4).checkpoints == [1, 2, 4]
