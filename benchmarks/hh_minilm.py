@@ -258,7 +258,15 @@ def previous_runs(args, description: str) -> list[dict]:
         raise SystemExit(f"--append: {path} was made on other data or systems; choose another --output")
     print(f"  --append: {len(result['runs'])} runs read from {path}")
     args.earlier_commands = previous.get("commands", [previous["command"]])
+    args.earlier_environments = [*previous.get("earlier_environments", []), previous["environment"]]
     return result["runs"]
+
+
+def earlier_text(args) -> str:
+    """--append: the commit and load averages of the runs read from the results file."""
+    return "".join(f"; earlier command {i + 1}: commit {e['commit']}, load average {e['load_average_at_start']:.1f} "
+                   f"at start, {e['load_average_at_end']:.1f} at end"
+                   for i, e in enumerate(getattr(args, "earlier_environments", [])))  # fmt: skip
 
 
 def accuracy_summary(args, runs: list[dict], pairs: int, tokens: int, steps: int, description: str):
@@ -452,9 +460,10 @@ def main() -> None:
         notes = (f"# HH-RLHF with pretrained MiniLM-L6: {args.part}{status}\n\n{shown} "
                  f"({info['wall_seconds'] / 60:.0f} min); {args.threads} torch thread(s); precision {args.precision} "
                  f"for rewardkit and TRL (best); CPU {info['cpu_model']} ({info['cpu_flags']}); load average "
-                 f"{info['load_average_at_start']:.1f} at start, {info['load_average_at_end']:.1f} at end.\n\n"
-                 f"{markdown}\n")  # fmt: skip
+                 f"{info['load_average_at_start']:.1f} at start, {info['load_average_at_end']:.1f} at end "
+                 f"(commit {info['commit']}){earlier_text(args)}.\n\n{markdown}\n")  # fmt: skip
         document = {"command": command, "commands": commands, "partial": partial, "environment": info,
+                    "earlier_environments": getattr(args, "earlier_environments", []),  # --append: earlier runs
                     "args": {k: str(v) for k, v in vars(args).items()}, "results": payload}  # fmt: skip
         return write_results(args.output or f"hh_minilm_{args.part}", document, notes)
 
