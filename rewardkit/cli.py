@@ -225,10 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     from rewardkit.dpo.cli import add_dpo_parser
     from rewardkit.ensemble.cli import add_ensemble_parser
     from rewardkit.evaluation.cli import add_eval_parser
+    from rewardkit.experiments.cli import add_experiment_parser
     from rewardkit.serving.cli import add_serve_parser
 
     commands = (_add_demo, _add_train, _add_score, add_eval_parser, add_audit_parser, add_serve_parser,
-                add_ensemble_parser, add_dpo_parser)
+                add_ensemble_parser, add_dpo_parser, add_experiment_parser)
     for add in commands:
         add(subparsers)
     return parser

@@ -1,0 +1,68 @@
+"""One seed's world for an experiment, built as the demo builds it: the SFT policy, the biased labeller's rankings and
+the reward model trained on them from the SFT checkpoint (`rewardkit.demo`'s stages, at a `DemoConfig`'s sizes).
+
+    seed_dir/sft-policy/      the SFT policy, its tokenizer and the world's config (load_world reads it back)
+    seed_dir/data/            train.jsonl, val.jsonl (K-wise rankings by the biased noisy labeller) and relabellings
+    seed_dir/reward-model/    the RM from SFT on train.jsonl
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardkit.data import load_preferences
+from rewardkit.demo.config import DemoConfig
+from rewardkit.demo.pipeline import collect_preferences
+from rewardkit.progress import Console
+from rewardkit.training import TrainConfig, train
+from rewardkit.world import World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
+
+
+def build_world(config: DemoConfig, seed_dir: Path, console: Console) -> dict:
+    """SFT policy, preferences and the RM for `config.seed` into `seed_dir`; returns facts about them (JSON-ready):
+    the data sizes, the labeller, and the RM's accuracy on the held-out rankings."""
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    world = World(config.world)
+    with console.stage("SFT policy", f"{config.sft.num_demonstrations:,} demonstrations, {config.sft.steps} steps"):
+        policy, tokenizer = train_sft_policy(world, config.sft, progress=console.enabled)
+        world.gold_offset = estimate_gold_offset(world, policy, tokenizer, seed=config.stage_seed("gold-offset"))
+        save_policy(policy, tokenizer, world, str(seed_dir / "sft-policy"))
+        policy.requires_grad_(False)
+    with console.stage("Preferences", f"{config.train_prompts:,} + {config.val_prompts:,} prompts"):
+        data, _, _ = collect_preferences(world, policy, tokenizer, config, seed_dir / "data", console)
+    with console.stage("Reward model", f"from SFT, {data['train_comparisons']:,} comparisons"):
+        data["reward_model"] = train_reward_model(seed_dir / "sft-policy", seed_dir / "data" / "train.jsonl",
+                                                  seed_dir / "data" / "val.jsonl", seed_dir / "reward-model",
+                                                  config, console)
+    return data
+
+
+def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_dir: Path, config: DemoConfig,
+                       console: Console, random_init: bool = False, seed: int | None = None,
+                       description: str = "RM") -> dict:
+    """One RM on `data` with the demo's RM settings (epochs, batch, learning rate); returns its held-out accuracy
+    against the labels and its steps. `seed` defaults to the demo's RM stream."""
+    num_groups = sum(1 for line in data.read_text().splitlines() if line.strip())
+    steps = max(20, int(config.rm_epochs * math.ceil(num_groups / config.rm_batch_size)))
+    comparisons = load_preferences(data, format="ranking").num_comparisons
+    bar = console.bar(steps, f"{description}, {comparisons:,} comparisons, seed {config.seed}")
+    result = train(TrainConfig(
+        model=str(model), data=[str(data)], eval_data=[str(eval_data)], format="ranking", output_dir=str(output_dir),
+        random_init=random_init, batch_size=config.rm_batch_size, learning_rate=config.rm_learning_rate,
+        warmup_ratio=0.05, seed=config.stage_seed("rm") if seed is None else seed, max_steps=steps,
+        eval_steps=10**9, save_steps=10**9, logging_steps=10, progress_bar=False,
+    ), callbacks=[lambda step, metrics, model: bar.update(loss=f"{metrics['loss']:.3f}")])
+    bar.close()
+    return {"comparisons": comparisons, "steps": result.steps,
+            "accuracy": float((result.eval_metrics or {}).get("accuracy", np.nan))}
+
+
+def held_out_prompts(world: World, config: DemoConfig) -> list[str]:
+    """The demo's held-out evaluation prompts for this seed (test split, formatted as the policy reads them)."""
+    return [format_prompt(p) for p in
+            world.prompts(config.eval_prompts, split="test", seed=config.stage_seed("eval-prompts"))]
