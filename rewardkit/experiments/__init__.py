@@ -25,4 +25,10 @@ def _frontier() -> Experiment:
     return frontier_cli.EXPERIMENT
 
 
-EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"frontier": _frontier}
+def _scaling() -> Experiment:
+    from rewardkit.experiments import scaling_cli
+
+    return scaling_cli.EXPERIMENT
+
+
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"frontier": _frontier, "scaling": _scaling}

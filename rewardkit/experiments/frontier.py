@@ -126,7 +126,7 @@ def run_seed(config: FrontierConfig, seed: int, seed_dir: Path, console: Console
     """The world and every method for one seed; returns (results, timings) and writes seed_dir/results.json."""
     setup = replace(config.setup, seed=seed)
     started = time.perf_counter()
-    world_facts = build_world(setup, seed_dir, console)
+    world_facts = build_world(setup, seed_dir, console).facts
     methods = config.methods()
     with console.stage("Policy optimization", f"{len(methods)} runs of {config.rl_steps} steps x "
                        f"{config.rl_batch_size} responses, held-out evaluation at steps "

@@ -9,6 +9,7 @@ the reward model trained on them from the SFT checkpoint (`rewardkit.demo`'s sta
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,21 @@ from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import collect_preferences
 from rewardkit.progress import Console
 from rewardkit.training import TrainConfig, train
-from rewardkit.world import World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
+from rewardkit.world import Labeller, World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
 
 
-def build_world(config: DemoConfig, seed_dir: Path, console: Console) -> dict:
-    """SFT policy, preferences and the RM for `config.seed` into `seed_dir`; returns facts about them (JSON-ready):
-    the data sizes, the labeller, and the RM's accuracy on the held-out rankings."""
+@dataclass
+class SeedWorld:
+    world: World
+    policy: object  # the SFT policy (frozen)
+    tokenizer: object
+    labeller: Labeller
+    val_records: list[dict]  # the held-out rankings
+    facts: dict  # JSON-ready: data sizes, the labeller, the RM's held-out accuracy
+
+
+def build_world(config: DemoConfig, seed_dir: Path, console: Console, reward_model: bool = True) -> SeedWorld:
+    """SFT policy, preferences and (unless not `reward_model`) the RM for `config.seed` into `seed_dir`."""
     seed_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     world = World(config.world)
@@ -34,12 +44,14 @@ def build_world(config: DemoConfig, seed_dir: Path, console: Console) -> dict:
         save_policy(policy, tokenizer, world, str(seed_dir / "sft-policy"))
         policy.requires_grad_(False)
     with console.stage("Preferences", f"{config.train_prompts:,} + {config.val_prompts:,} prompts"):
-        data, _, _ = collect_preferences(world, policy, tokenizer, config, seed_dir / "data", console)
-    with console.stage("Reward model", f"from SFT, {data['train_comparisons']:,} comparisons"):
-        data["reward_model"] = train_reward_model(seed_dir / "sft-policy", seed_dir / "data" / "train.jsonl",
-                                                  seed_dir / "data" / "val.jsonl", seed_dir / "reward-model",
-                                                  config, console)
-    return data
+        data, labeller, val_records = collect_preferences(world, policy, tokenizer, config, seed_dir / "data",
+                                                          console)
+    if reward_model:
+        with console.stage("Reward model", f"from SFT, {data['train_comparisons']:,} comparisons"):
+            data["reward_model"] = train_reward_model(seed_dir / "sft-policy", seed_dir / "data" / "train.jsonl",
+                                                      seed_dir / "data" / "val.jsonl", seed_dir / "reward-model",
+                                                      config, console)
+    return SeedWorld(world, policy, tokenizer, labeller, val_records, data)
 
 
 def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_dir: Path, config: DemoConfig,
