@@ -27,7 +27,7 @@ from accelerate.utils import DistributedType, GradientAccumulationPlugin, gather
 if TYPE_CHECKING:  # the model code (transformers) is imported where used: `train --num-processes` relaunches fast
     from rewardkit.data.collate import EncodedDataset
     from rewardkit.data.records import Text
-    from rewardkit.evaluation.pairwise import PairwiseMetrics
+    from rewardkit.model.metrics import PairwiseMetrics
     from rewardkit.model.reward_model import RewardModel, ScoreOutput
     from rewardkit.training.config import TrainConfig
 
@@ -176,9 +176,9 @@ class ShardedScorer:
     """A RewardModel whose `score_encoded` is shared by the launched processes, for `evaluate`,
     `score_encoded_dataset` and the code built on them."""
 
-    def __init__(self, model: RewardModel, progress: bool = False):
+    def __init__(self, model: RewardModel, progress: bool | str = False):
         self.model = model
-        self.progress = progress and process_state().is_main_process  # a bar over the main process's share
+        self.progress = progress if process_state().is_main_process else False  # a bar over the main's share
 
     def __getattr__(self, name: str):  # tokenizer, max_length, ...: the model's own
         return getattr(self.model, name)
@@ -194,6 +194,6 @@ class ShardedScorer:
 
 def sharded_evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
     """`evaluate` with the scoring shared by all launched processes; every process gets the same metrics."""
-    from rewardkit.evaluation.pairwise import evaluate
+    from rewardkit.model.metrics import evaluate
 
     return evaluate(ShardedScorer(model), encoded, batch_size)  # type: ignore[arg-type]  # duck-typed RewardModel

@@ -29,15 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
 from rewardkit.data.collate import pad_sequences
+from rewardkit.model.interface import RewardBackbone
 from rewardkit.model.last_layer import backbone_at_reward_tokens, supports_last_layer_skip
-
-if TYPE_CHECKING:
-    from rewardkit.model.reward_model import RewardModel
 
 # Time per attention FLOP under a dense mask relative to the linear layers' (softmax and masking are memory-bound):
 # 0.9-1.35 measured for the benchmark model on CPU (`python benchmarks/train_throughput.py --calibrate`).
@@ -80,7 +77,7 @@ class Tree:
         return len(self.prefix) + sum(len(c) for c in self.continuations)
 
 
-def supports_packing(model: RewardModel) -> bool:
+def supports_packing(model: RewardBackbone) -> bool:
     """Causal decoders of a known kind whose attention takes a custom 4D mask, without a sliding window narrower
     than the model's max_length (the packed masks carry no window; a wider one never cuts a sequence's attention,
     as in Mistral-7B-v0.1's 4096 tokens with a max_length of 4096 or less)."""
@@ -268,7 +265,7 @@ def tree_attention_mask(tree_ids: torch.Tensor, segments: torch.Tensor) -> torch
     return (visible | padding).unsqueeze(1)
 
 
-def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
+def forward_packed(model: RewardBackbone, packed: PackedBatch) -> torch.Tensor:
     """Raw rewards in `packed.sequence_index` order, from one forward of the backbone."""
     hf_model, device = model.hf_model, model.device
     # Rows of one right-padded sequence need no mask under sdpa: causal attention is exact for every real token,
@@ -291,7 +288,9 @@ def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
     return hf_model.score(pooled).squeeze(-1)
 
 
-def packed_rewards(model: RewardModel, sequences: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
+def packed_rewards(
+    model: RewardBackbone, sequences: Sequence[Sequence[int]], share_prefix: bool = True
+) -> torch.Tensor:
     """Raw rewards of token-id sequences, in input order, from one packed forward (differentiable)."""
     cost = PackingCost.for_config(model.hf_model.config)
     packed = pack_trees(plan(sequences, cost, share_prefix), model.tokenizer.pad_token_id, cost)
@@ -301,7 +300,7 @@ def packed_rewards(model: RewardModel, sequences: Sequence[Sequence[int]], share
     return rewards[inverse.to(rewards.device)]  # a gather, not an in-place write: autograd stays simple
 
 
-def scoring_batches(model: RewardModel, sequences: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+def scoring_batches(model: RewardBackbone, sequences: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
     """Sequence indices per forward for inference: sequences sharing a prefix stay together, and trees of similar
     width share a batch (little padding; batches of plain sequences keep sdpa's causal fast path). At most
     `batch_size` sequences per batch, unless one tree alone holds more."""
@@ -322,7 +321,7 @@ def unpad(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[in
     return [row[row_keep].tolist() for row, row_keep in zip(input_ids, keep, strict=True)]
 
 
-def forward_groups(model: RewardModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def forward_groups(model: RewardBackbone, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """One reward per row of a `collate_groups` batch, each group's prompt computed once: the same as
     `model(batch["input_ids"], batch["attention_mask"], share_prefix=True)`."""
     return model(batch["input_ids"], batch["attention_mask"], share_prefix=True)

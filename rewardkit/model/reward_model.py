@@ -33,7 +33,9 @@ from transformers.utils import logging as hf_logging
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import Text
 from rewardkit.data.tokenize import EncodedSequence, encode_pair, encode_pairs
-from rewardkit.errors import RewardkitError
+from rewardkit.device import precision_dtype
+from rewardkit.errors import RewardkitError, model_source_error
+from rewardkit.model.encoder_packing import encoder_rewards
 from rewardkit.model.pooling import last_token_index, position_ids_from_mask
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 
@@ -55,12 +57,8 @@ class ScoreOutput:
 def _load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
-    except OSError as error:
-        raise RewardkitError(
-            f"could not load a tokenizer from '{path}': it is neither a local model directory nor a model id "
-            f"that could be downloaded ({error.__class__.__name__}). Check the path, or set HF_HUB_OFFLINE=0 "
-            "where the Hugging Face hub is reachable."
-        ) from error
+    except (OSError, ValueError) as error:  # ValueError: a directory without a tokenizer in it
+        raise model_source_error(path, error, "tokenizer") from error
 
 
 def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -103,6 +101,9 @@ class RewardModel(nn.Module):
         settings.setdefault("max_length", DEFAULT_MAX_LENGTH)
         model.config.rewardkit = settings
         model.config.pad_token_id = tokenizer.pad_token_id
+        # Scoring precision (not saved: it belongs to the machine): "auto" = bf16 autocast where the device computes
+        # bf16 fast (rewardkit.device), "fp32" or "bf16" to force one. Training sets its own --precision here.
+        self.precision = "auto"
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -209,13 +210,16 @@ class RewardModel(nn.Module):
         """Raw rewards, one per row, for left- or right-padded batches.
 
         Decoder rows that share a prefix (a prompt with several responses) can have it computed once, and batches
-        that are mostly padding are packed into one forward without the padding (`prefix_sharing`). Rewards and
+        that are mostly padding are packed into one forward without the padding (`prefix_sharing`); encoder
+        batches are packed under a block-diagonal mask or split into length buckets (`encoder_packing`). Rewards and
         gradients equal the padded forward's up to float rounding. `share_prefix=None` shares when no gradient is
         recorded (scoring, evaluation, serving); training passes True to share too.
         """
         share = not torch.is_grad_enabled() if share_prefix is None else share_prefix
         if supports_packing(self) and (share or _padding_share(attention_mask) > PACK_ABOVE_PADDING):
             return packed_rewards(self, unpad(input_ids, attention_mask), share_prefix=share)
+        if not self.is_decoder and _padding_share(attention_mask) > PACK_ABOVE_PADDING:
+            return encoder_rewards(self, unpad(input_ids, attention_mask))  # packed rows or length buckets
         return self.padded_forward(input_ids, attention_mask)
 
     def padded_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -244,9 +248,11 @@ class RewardModel(nn.Module):
         sequences: Sequence[Sequence[int]],
         batch_size: int = 32,
         autocast_dtype: torch.dtype | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
     ) -> torch.Tensor:
-        """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward.
+        """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward, under
+        `autocast_dtype` (None: the one `self.precision` picks for this device).
+        `progress`: a bar, named "scoring" or by the given text.
 
         Decoder batches keep sequences that share a prefix together (a prompt scored with several responses), so
         the forward computes it once, and group sequences of similar length (`prefix_sharing.scoring_batches`);
@@ -261,7 +267,9 @@ class RewardModel(nn.Module):
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rewards = torch.empty(len(sequences), dtype=torch.float32)
         device = self.device
-        bar = tqdm(total=len(sequences), desc="scoring", unit="seq", disable=not progress)
+        autocast_dtype = autocast_dtype or precision_dtype(self.precision, device)
+        name = progress if isinstance(progress, str) else "scoring"
+        bar = tqdm(total=len(sequences), desc=name, unit="seq", disable=not progress)
         for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

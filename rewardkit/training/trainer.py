@@ -25,11 +25,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
+from rewardkit.data import LoadReport, PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
+from rewardkit.data.options import DataOptions
+from rewardkit.device import precision_dtype, resolve_device
 from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.pairwise import score_encoded_dataset
+from rewardkit.model.metrics import score_encoded_dataset
 from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
@@ -40,6 +42,10 @@ from rewardkit.training.optim import build_optimizer
 from rewardkit.training.sampler import GroupBatchSchedule
 
 logger = logging.getLogger("rewardkit")
+
+# The smallest scale normalization divides by. Bradley-Terry rewards whose spread is below 0.1 give any two
+# responses a win probability of about 0.5 +- 0.04: nothing worth amplifying to unit spread.
+MIN_REWARD_SCALE = 0.1
 
 # Called after every optimizer step with (step, train metrics of that step, model).
 StepCallback = Callable[[int, dict, RewardModel], None]
@@ -64,7 +70,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     rank, world, is_main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     output_dir = Path(config.output_dir)
     device = accelerator.device if world > 1 else resolve_device(config.device)
-    autocast_dtype = resolve_autocast_dtype(config.precision, device)
+    autocast_dtype = precision_dtype(config.precision, device)  # auto: bf16 where the device computes it fast
     resume_from = latest_checkpoint(output_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no checkpoint in %s yet, starting from the beginning", output_dir)
@@ -75,14 +81,19 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     if sharded and is_main:
         logger.warning("FSDP / DeepSpeed: no intermediate checkpoints (not resumable yet); the final model is saved")
 
+    train_set, eval_set, load_report = load_train_and_eval(config)  # a bad record fails before the model loads
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, resume_from).to(device)
+    model.precision = config.precision  # validation and normalization score at the training precision
     share_prefix = config.share_prefix and supports_packing(model)
     if config.share_prefix and not share_prefix and is_main:
         model_type = getattr(model.hf_model.config, "model_type", "?")
-        logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
-                    "with sdpa or eager attention)", model_type)
-    train_set, eval_set, load_report = load_train_and_eval(config)
+        if model.is_decoder:
+            logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like "
+                        "decoders with sdpa or eager attention)", model_type)
+        else:
+            logger.info("share_prefix: %s is a bidirectional encoder, whose prompt states depend on the response: "
+                        "batches are packed without padding, prompts are not shared", model_type)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -166,8 +177,9 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     elapsed = time.perf_counter() - started
 
     eval_metrics = None if eval_data is None else sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
-    if config.normalize_rewards:
-        _fit_normalization(model, eval_data or train_data, config.eval_batch_size)
+    spread = _fit_normalization(model, eval_data or train_data, config.eval_batch_size) \
+        if config.normalize_rewards else None
+    warnings = warn_if_nothing_learned(eval_metrics, spread) if is_main else []
     summary = {
         "steps": step,
         "train_groups": len(train_data),
@@ -178,6 +190,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "train_load_report": load_report,
         "eval": eval_metrics,
         "normalization": model.normalization,
+        "warnings": warnings,
         "seconds": elapsed,
         "comparisons_per_second": comparisons_seen / elapsed if elapsed > 0 else None,
         "device": str(device),
@@ -199,6 +212,8 @@ def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardM
         model = RewardModel.from_pretrained(resume_from)
     else:  # LoRA resumes by rebuilding the same wrapper and loading its adapters (see checkpoint.py)
         model = RewardModel.from_sft(config.model, max_length=config.max_length, random_init=config.random_init)
+    if not config.dropout:
+        disable_dropout(model.model)
     if config.gradient_checkpointing:  # transformers 5 renamed it; 4.x has only the old name
         enable = getattr(model.hf_model, "activation_checkpointing_enable", None)
         if enable is not None:
@@ -208,6 +223,16 @@ def build_reward_model(config: TrainConfig, resume_from: Path | None) -> RewardM
     if config.lora_rank:
         model.model = _wrap_lora(model, config)
     return model
+
+
+def disable_dropout(module: torch.nn.Module) -> None:
+    """Dropout rate 0 everywhere: nn.Dropout modules and the float rates attention layers read themselves
+    (Llama-like `attention_dropout`). The saved config keeps the original rates."""
+    for submodule in module.modules():
+        if isinstance(submodule, torch.nn.Dropout):
+            submodule.p = 0.0
+        if isinstance(getattr(submodule, "attention_dropout", None), float):
+            submodule.attention_dropout = 0.0
 
 
 def _wrap_lora(model: RewardModel, config: TrainConfig):
@@ -229,37 +254,62 @@ def _wrap_lora(model: RewardModel, config: TrainConfig):
 
 def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset, str]:
     """(train, eval, what loading the training data read and skipped)."""
-    on_error = "skip" if config.skip_bad_records else "raise"
-    train_set = _load_all(config.data, config.format, on_error)
+    train_set = _load_all(config.data, config)
     report = train_set.report.summary()
     if config.eval_data:
-        return train_set, _load_all(config.eval_data, config.format, on_error), report
+        return train_set, _load_all(config.eval_data, config), report
     if config.eval_fraction == 0:
         return train_set, PreferenceDataset([], name="none"), report
     return *split_dataset(train_set, config.eval_fraction, config.seed), report
 
 
-def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> PreferenceDataset:
-    datasets = [load_preferences(source, format=data_format, on_error=on_error) for source in sources]
+def _load_all(sources: Sequence[str], options: DataOptions) -> PreferenceDataset:
+    datasets = [load_preferences(source, format=options.format, on_error=options.on_error, columns=options.columns)
+                for source in sources]
     for dataset in datasets:
-        if dataset.report.num_skipped:
+        if dataset.report.num_skipped or dataset.report.empty_responses:
             logger.warning("%s: %s", dataset.name, dataset.report.summary())
     if len(datasets) == 1:
         return datasets[0]
-    merged = PreferenceDataset([g for d in datasets for g in d.groups], name="+".join(d.name for d in datasets))
-    for dataset in datasets:
-        for field in ("records_read", "groups", "comparisons"):
-            setattr(merged.report, field, getattr(merged.report, field) + getattr(dataset.report, field))
-        for reason, count in dataset.report.skipped.items():
-            merged.report.skipped[reason] = merged.report.skipped.get(reason, 0) + count
-    return merged
+    return PreferenceDataset([g for d in datasets for g in d.groups], sum((d.report for d in datasets), LoadReport()),
+                             name="+".join(d.name for d in datasets))
 
 
-def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> None:
-    """Centre and scale rewards on the reference responses (default: the validation split)."""
+def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> float:
+    """Centre and scale rewards on the reference responses (default: the validation split); returns their spread.
+
+    The scale is floored at MIN_REWARD_SCALE: a model whose rewards barely differ would otherwise have its noise
+    blown up to unit spread (a scale of 0.0092 turned every out-of-sample reward into ~10).
+    """
     rewards = torch.cat(score_encoded_dataset(ShardedScorer(model), reference, batch_size=batch_size))
-    scale = rewards.std().item() if rewards.numel() > 1 else 1.0
-    model.set_normalization(rewards.mean().item(), scale if scale > 1e-8 else 1.0)
+    spread = rewards.std().item() if rewards.numel() > 1 else 0.0
+    model.set_normalization(rewards.mean().item(), max(spread, MIN_REWARD_SCALE))
+    return spread
+
+
+def warn_if_nothing_learned(eval_metrics: dict | None, spread: float | None) -> list[str]:
+    """The end-of-training warnings for a model that did not learn (also returned, for the summary)."""
+    warnings = []
+    if eval_metrics and eval_metrics["num_comparisons"]:
+        accuracy, n = eval_metrics["accuracy"], eval_metrics["num_comparisons"]
+        low, high = wilson_interval(accuracy, n)
+        if low <= 0.5:
+            warnings.append(f"validation accuracy {accuracy:.3f} on {n} comparisons is not above chance (95% "
+                            f"interval [{low:.3f}, {high:.3f}]): train longer, raise --lr, or check the data")
+    if spread is not None and spread < MIN_REWARD_SCALE:
+        warnings.append(f"the rewards barely differ (spread {spread:.4f} on the validation responses, below "
+                        f"{MIN_REWARD_SCALE}): the model separates almost nothing; normalization uses a scale of "
+                        f"{MIN_REWARD_SCALE} instead of blowing the spread up")
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion `p` observed on `n` trials (95% by default)."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class _NoLog:
@@ -280,23 +330,6 @@ def _diverged(what: str, step: int, output_dir: Path) -> TrainingDivergedError:
         "Try a lower --lr, --precision fp32, or check the data for extreme inputs, then run again "
         "(add --resume to continue from the checkpoint)."
     )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def resolve_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means plain fp32. 'auto' picks bf16 only on GPUs that support it."""
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 def _mean(records: list[dict], key: str) -> float:
