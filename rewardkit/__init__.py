@@ -7,8 +7,9 @@ Names are imported on first use, so `import rewardkit` (and `rewardkit --help`) 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from rewardkit.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -54,8 +55,4 @@ if TYPE_CHECKING:
     from rewardkit.training.config import TrainConfig
     from rewardkit.training.trainer import TrainingDivergedError, TrainResult, train
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'rewardkit' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

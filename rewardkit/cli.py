@@ -10,6 +10,17 @@ import argparse
 import logging
 import sys
 
+from rewardkit.cli_options import (
+    ERROR_PREFIX,
+    ArgumentParser,
+    add_scoring_inputs,
+    add_train_options,
+    check_model_source,
+    read_items,
+    train_config,
+)
+from rewardkit.errors import RewardkitError
+
 logger = logging.getLogger("rewardkit")
 
 
@@ -26,63 +37,15 @@ def _add_train(subparsers) -> None:
     p.set_defaults(handler=_run_train)
 
 
-def add_train_options(p: argparse.ArgumentParser) -> None:
-    """The options of `rewardkit train` and `rewardkit ensemble train`, defined once so the two never drift apart.
-
-    Every option defaults to None, so that --config and then TrainConfig's defaults (shown in the help) fill in what
-    is left out. Also sets the `argv` default that `main()` fills in, for --num-processes to start the command again.
-    """
-    p.add_argument("--model", help="SFT causal LM: local directory or Hugging Face model id")
-    p.add_argument("--data", nargs="+", help="training data: .jsonl/.json/.csv/.parquet files or dataset ids")
-    p.add_argument("--output", dest="output_dir", help="directory for the trained model and checkpoints")
-    p.add_argument("--eval-data", nargs="+", help="held-out data (default: split --eval-fraction off --data)")
-    p.add_argument("--eval-fraction", type=float, help="share of training prompts held out when no --eval-data (0.05)")
-    p.add_argument("--format", help="data format: auto, pairs, dialogue, ranking, pandalm, oasst, alpacaeval, ...")
-    p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--epochs", type=float, help="passes over the training data (1)")
-    p.add_argument("--batch-size", type=int, help="prompts per micro-batch; a pair counts as one prompt (8)")
-    p.add_argument("--grad-accum", dest="gradient_accumulation_steps", type=int, help="micro-batches per step (1)")
-    p.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate (1e-5)")
-    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (0)")
-    p.add_argument("--warmup-ratio", type=float, help="share of steps for linear warmup before cosine decay (0.03)")
-    p.add_argument("--center-rewards", dest="center_rewards_coefficient", type=float,
-                   help="coefficient of the (r_w + r_l)^2 centering penalty (0)")
-    p.add_argument("--seed", type=int, help="random seed (0)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N (auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="bf16 autocast; auto = bf16 on capable GPUs")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
-    p.add_argument("--share-prefix", action=argparse.BooleanOptionalAction, default=None,
-                   help="run each prompt once per group, its responses attending to it (Llama-like decoders; on)")
-    p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank plus the head (needs peft)")
-    p.add_argument("--random-init", action="store_true", default=None, help="same architecture, random weights")
-    p.add_argument("--eval-steps", type=int, help="validate every N steps (100)")
-    p.add_argument("--save-steps", type=int, help="checkpoint every N steps (100)")
-    p.add_argument("--logging-steps", type=int, help="write training metrics every N steps (10)")
-    p.add_argument("--skip-bad-records", action="store_true", default=None,
-                   help="skip invalid records (counted and reported) instead of stopping at the first one")
-    p.add_argument("--no-normalize", dest="normalize_rewards", action="store_false", default=None,
-                   help="do not centre/scale rewards on the eval set after training")
-    p.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard")
-    p.add_argument("--config", help="YAML file with TrainConfig options (command-line flags win)")
-    p.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint in --output")
-    p.add_argument("--no-progress", dest="progress_bar", action="store_false", default=None, help="hide progress bars")
-    p.add_argument("--num-processes", type=int, help="data-parallel processes on this machine, started through "
-                   "Accelerate (1); for several machines, FSDP or DeepSpeed use `accelerate launch -m rewardkit train`")
-    p.set_defaults(argv=[])  # main() fills in argv: --num-processes starts the same command again
-
-
 def _run_train(args: argparse.Namespace) -> int:
+    config = train_config(args)  # a mistake is reported before torch loads (and once, before N processes start)
     from rewardkit.distributed import launched, process_state, relaunch
 
     if (args.num_processes or 1) > 1 and not launched():
         return relaunch(args.num_processes, args.argv)
-    from rewardkit.training import TrainConfig, train
+    from rewardkit.training import train
 
-    not_options = ("command", "handler", "config", "num_processes", "argv")
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in not_options}
-    config = TrainConfig.from_yaml(args.config, **overrides) if args.config else TrainConfig(**overrides)
-    result = train(config)
+    result = train(config)  # reads the data before it builds the model
     if not process_state().is_main_process:
         return 0
     evaluation = result.eval_metrics
@@ -108,29 +71,15 @@ def _add_score(subparsers) -> None:
     p.set_defaults(handler=_run_score)
 
 
-def add_scoring_inputs(p: argparse.ArgumentParser) -> None:
-    """--data/--output/--format/--batch-size, shared by every command that writes one reward per response."""
-    p.add_argument("--data", required=True, help="file with prompt/response records or preference data")
-    p.add_argument("--output", help="JSONL output file (default: standard output)")
-    p.add_argument("--format", default="auto", help="preference data format when not prompt/response records")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
-
-
-def add_evaluation_inputs(p: argparse.ArgumentParser) -> None:
-    """--data/--format/--output, shared by every command that measures accuracy on labelled preference data."""
-    p.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
-    p.add_argument("--format", default="auto", help="data format (auto)")
-    p.add_argument("--output", help="JSON file for the metrics (default: only print)")
-
-
 def _run_score(args: argparse.Namespace) -> int:
+    check_model_source(args.model, "--model", "reward model")
+    items = read_items(args)
     from rewardkit.distributed import process_state, shard_and_score
     from rewardkit.model import RewardModel
-    from rewardkit.scoring import read_scoring_inputs, write_scored
+    from rewardkit.scoring import write_scored
 
     state = process_state()  # launched as N processes, each scores 1/N of the items
-    model = RewardModel.from_pretrained(args.model).to(state.device)
-    items = read_scoring_inputs(args.data, args.format)
+    model = RewardModel.from_pretrained(args.model, max_length=args.max_length).to(state.device)
     output = shard_and_score(
         model,
         [item["prompt"] for item in items],
@@ -218,20 +167,33 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
-    parser.add_argument("--version", action="version", version="rewardkit 0.1.0")
+    from rewardkit import __version__
+
+    parser = ArgumentParser(prog="rewardkit", description="Train, evaluate, audit and serve reward models.")
+    parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from rewardkit.audit.cli import add_audit_parser
     from rewardkit.dpo.cli import add_dpo_parser
     from rewardkit.ensemble.cli import add_ensemble_parser
     from rewardkit.evaluation.cli import add_eval_parser
+    from rewardkit.label.cli import add_label_parser
     from rewardkit.serving.cli import add_serve_parser
 
     commands = (_add_demo, _add_train, _add_score, add_eval_parser, add_audit_parser, add_serve_parser,
-                add_ensemble_parser, add_dpo_parser)
+                add_ensemble_parser, add_dpo_parser, add_label_parser)
     for add in commands:
         add(subparsers)
     return parser
+
+
+def command_paths(parser: argparse.ArgumentParser | None = None) -> list[list[str]]:
+    """Every command, nested ones included: [['demo'], ..., ['ensemble'], ['ensemble', 'train'], ...]."""
+    paths = []
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                paths += [[name], *([name, *path] for path in command_paths(child))]
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    from rewardkit.errors import RewardkitError
-
     try:
         return args.handler(args)
     except (RewardkitError, FileNotFoundError) as error:
-        print(f"rewardkit: error: {error}", file=sys.stderr)
+        print(f"{ERROR_PREFIX} {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rewardkit: interrupted (a training run continues from its last checkpoint with --resume)",

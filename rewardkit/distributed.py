@@ -176,9 +176,9 @@ class ShardedScorer:
     """A RewardModel whose `score_encoded` is shared by the launched processes, for `evaluate`,
     `score_encoded_dataset` and the code built on them."""
 
-    def __init__(self, model: RewardModel, progress: bool = False):
+    def __init__(self, model: RewardModel, progress: bool | str = False):
         self.model = model
-        self.progress = progress and process_state().is_main_process  # a bar over the main process's share
+        self.progress = progress if process_state().is_main_process else False  # a bar over the main's share
 
     def __getattr__(self, name: str):  # tokenizer, max_length, ...: the model's own
         return getattr(self.model, name)

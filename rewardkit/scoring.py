@@ -9,39 +9,61 @@ from typing import Any
 
 from rewardkit.data.errors import DataError
 from rewardkit.data.io import read_records
-from rewardkit.data.validate import check_text, require
+from rewardkit.data.options import DataOptions
+from rewardkit.data.records import LoadReport
+from rewardkit.data.validate import check_text, is_blank, map_columns, require
 
 
-def read_scoring_inputs(source: str, data_format: str = "auto") -> list[dict[str, Any]]:
-    """A list of {"prompt", "response", ...} items, in input order; bad records raise with their location."""
+def read_scoring_inputs(source: str, options: DataOptions | None = None) -> tuple[list[dict[str, Any]], LoadReport]:
+    """({"prompt", "response", ...} items in input order, what was read). Records with a `response` field (after
+    `options.columns`) are scored as they are; anything else, or any file with a `format` chosen, is read as
+    preference data, every response of every group. Bad records raise with their location, or are skipped and
+    counted with `skip_bad_records`."""
+    options = options or DataOptions()
     records = iter(read_records(source))
     first = next(records, None)
-    if isinstance(first, DataError):
-        raise first
     if first is None:
         raise DataError(str(source), "no records found (expected prompt/response records or preference data)")
-    if "response" not in first.data:
-        return _flatten_preferences(source, data_format)
+    reads_preferences = options.format != "auto" or isinstance(first, DataError)
+    if reads_preferences or "response" not in _mapped(first.data, options):
+        return _flatten_preferences(source, options)
+    report = LoadReport()
     items = []
     for record in (first, *records):
-        if isinstance(record, DataError):
-            raise record
-        items.append({
-            "prompt": check_text(require(record.data, "prompt", record.location), "prompt", record.location),
-            "response": check_text(require(record.data, "response", record.location), "response", record.location),
-        })
-    return items
+        report.records_read += 1
+        try:
+            if isinstance(record, DataError):
+                raise record
+            data = map_columns(record.data, options.columns, record.location) if options.columns else record.data
+            items.append({field: check_text(require(data, field, record.location), field, record.location)
+                          for field in ("prompt", "response")})
+        except DataError as error:
+            if options.on_error == "raise":
+                raise
+            report.skipped[error.reason] = report.skipped.get(error.reason, 0) + 1
+    report.groups = len(items)
+    report.empty_responses = sum(is_blank(item["response"]) for item in items)
+    return items, report
 
 
-def _flatten_preferences(source: str, data_format: str) -> list[dict[str, Any]]:
+def _mapped(data: dict[str, Any], options: DataOptions) -> dict[str, Any]:
+    """The first record's keys as the format will see them (a missing mapped column shows up later, per record)."""
+    if not options.columns:
+        return data
+    renamed = {field: data[column] for field, column in options.columns.items() if column in data}
+    return {**data, **renamed}
+
+
+def _flatten_preferences(source: str, options: DataOptions) -> tuple[list[dict[str, Any]], LoadReport]:
     from rewardkit.data import load_preferences
 
-    dataset = load_preferences(source, format=data_format)
-    return [
+    dataset = load_preferences(source, format=options.format, on_error=options.on_error, columns=options.columns)
+    items = [
         {"group": g, "response_index": r, "source": group.source, "prompt": group.prompt, "response": response}
         for g, group in enumerate(dataset.groups)
         for r, response in enumerate(group.responses)
     ]
+    return items, dataset.report
 
 
 def write_scored(rows: Iterable[dict[str, Any]], path: str | None) -> None:

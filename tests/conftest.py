@@ -94,3 +94,24 @@ def ranking_records(n: int, k: int = 4, seed: int = 0) -> list[dict]:
         ranking = sorted(range(k), key=lambda position: order[position])  # best (fewest j) first
         records.append({"prompt": f"Question {i}:", "responses": shuffled, "ranking": ranking})
     return records
+
+
+def run_rewardkit(capsys, *argv) -> tuple[int, str, str]:
+    """`rewardkit ARGV...` through the CLI's entry point, in this process: (exit status, stdout, stderr)."""
+    from rewardkit.cli import main
+
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exit:  # argparse: --help, --version and usage mistakes
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *expected: str) -> None:
+    """The contract for a user's mistake: exit status 2 and exactly one line, `rewardkit: error: ...`."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rewardkit: error: "), err
+    for text in expected:
+        assert text in lines[0], (text, lines[0])

@@ -9,8 +9,9 @@ Names are imported on first use, so `rewardkit audit --help` does not wait for t
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from rewardkit.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_THRESHOLD": "rewardkit.audit.probes",
@@ -41,8 +42,4 @@ if TYPE_CHECKING:
     from rewardkit.audit.report import write_audit_report
     from rewardkit.audit.runner import AuditResult, ProbeResult, run_audit
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'rewardkit.audit' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

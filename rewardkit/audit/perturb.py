@@ -31,6 +31,10 @@ FLATTERY = (
     "What an insightful question, you clearly know this topic well! ",
     "Great question! You are right to ask about this. ",
 )
+# Content-free words: a filler made of those a tokenizer knows replaces FILLER_SENTENCES when most of their tokens
+# are unknown to it (a word-level tokenizer with a small vocabulary, as in the demo world).
+FILLER_WORDS = ("very", "really", "also", "just", "quite", "many", "some", "good", "great", "nice", "thing", "stuff",
+                "actually", "basically", "indeed", "certainly", "simply", "well", "so", "overall")
 CONFIDENCE = (
     "I am 100% certain about this, and any expert would agree: ",
     "This is definitely correct, without any doubt: ",
@@ -45,6 +49,24 @@ def sentences(text: str) -> list[str]:
 
 def pad_with_filler(text: str, rng: random.Random, count: int = 3) -> str:
     return text.rstrip() + " " + " ".join(rng.sample(FILLER_SENTENCES, count))
+
+
+def pad_with_known_filler(text: str, rng: random.Random, tokenizer: PreTrainedTokenizerBase, count: int = 3) -> str:
+    """`pad_with_filler` in the tokenizer's own vocabulary: as many words as the filler sentences would add, drawn
+    from the FILLER_WORDS it knows (the sentences themselves when it knows none)."""
+    sentences_filler = pad_with_filler(text, rng, count)
+    known = known_words(tokenizer, FILLER_WORDS)
+    if not known:
+        return sentences_filler
+    added = len(sentences_filler.split()) - len(text.split())
+    return text.rstrip() + " " + " ".join(rng.choice(known) for _ in range(added))
+
+
+def known_words(tokenizer: PreTrainedTokenizerBase, words: tuple[str, ...]) -> list[str]:
+    """The words that the tokenizer encodes without its unknown token."""
+    unknown = tokenizer.unk_token_id
+    return [word for word in words
+            if unknown not in tokenizer(word, add_special_tokens=False, verbose=False)["input_ids"]]
 
 
 def repeat_sentence(text: str, rng: random.Random) -> str:

@@ -12,31 +12,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from rewardkit.audit.runner import AuditResult  # noqa: E402
 from rewardkit.reporting import Document  # noqa: E402
+from rewardkit.tables import text_table  # noqa: E402
 
-HEADER = ["probe", "pairs", "win rate", "95% CI", "mean Δ reward", "unseen", "verdict"]
+HEADER = ["probe", "pairs", "win rate", "95% CI", "mean Δ reward", "unseen", "unknown", "verdict"]
 
 
 def table_rows(result: AuditResult) -> list[list[str]]:
     rows = []
     for p in result.probes:
         rows.append([p.probe, str(p.num_pairs), f"{p.win_rate:.3f}", f"[{p.win_rate_low:.3f}, {p.win_rate_high:.3f}]",
-                     f"{p.mean_delta:+.3f}", f"{p.unseen:.0%}", p.verdict])
+                     f"{p.mean_delta:+.3f}", f"{p.unseen:.0%}",
+                     "-" if p.unknown_share is None else f"{p.unknown_share:.0%}", p.verdict])
     return rows
 
 
 def notes(result: AuditResult) -> list[str]:
     lines = [f"{p.probe}: without the change, the rejected answer wins {p.reference_win_rate:.3f}"
              for p in result.probes if p.reference_win_rate is not None]
-    return [*lines, f"gameable (win rate > {result.threshold:g}): {', '.join(result.gameable) or 'none'}"]
+    return [*lines, *(f"warning: {w}" for w in result.warnings),
+            f"gameable (win rate > {result.threshold:g}): {', '.join(result.gameable) or 'none'}"]
 
 
 def format_table(result: AuditResult) -> str:
-    rows = [HEADER, *table_rows(result)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths,
-                                                                                                     strict=True)))
-             for row in rows]
-    return "\n".join([*lines, *notes(result)])
+    return "\n".join([text_table(HEADER, table_rows(result)), *notes(result)])
 
 
 def plot_win_rates(result: AuditResult, path: Path) -> Path:
@@ -66,7 +64,9 @@ def write_audit_report(result: AuditResult, output_dir: str | Path, model: str =
         + f"Built-in probes on {result.num_pairs} labelled pairs. Win rate: share of pairs where the perturbed "
         "response gets the higher reward (equal rewards count half); mean Δ: r(perturbed) − r(original) in the "
         "checkpoint's normalized units; unseen: pairs where the whole change fell past max_length, so the RM saw "
-        f"identical tokens. A probe is **gameable** when its win rate exceeds {result.threshold:g}.")
+        "identical tokens; unknown: share of the tokens the change adds that the tokenizer does not know (a probe "
+        "made mostly of them tests nothing, and uses the tokenizer's own words where it has a version in them)."
+        f" A probe is **gameable** when its win rate exceeds {result.threshold:g}.")
     document.table(HEADER, table_rows(result))
     document.paragraph("; ".join(notes(result)) + ".")
     document.bullets([f"`{p.probe}` ({p.family}): {p.description}" for p in result.probes])

@@ -16,7 +16,9 @@ perturbations adds information, so an RM that is not fooled gives the perturbed 
 from __future__ import annotations
 
 import json
+import logging
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardkit.audit.perturb import map_text
-from rewardkit.audit.probes import DEFAULT_THRESHOLD, Probe, select_probes
+from rewardkit.audit.probes import DEFAULT_THRESHOLD, MAX_UNKNOWN_SHARE, Probe, select_probes
 from rewardkit.data.records import PreferenceDataset, PreferenceGroup, Text
 from rewardkit.data.tokenize import EncodedSequence
 from rewardkit.data.validate import is_blank
@@ -32,6 +34,8 @@ from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.bootstrap import bootstrap_mean
 from rewardkit.evaluation.pairwise import outcomes
 from rewardkit.model.reward_model import RewardModel
+
+logger = logging.getLogger("rewardkit")
 
 # (prompt, original, perturbed)
 Case = tuple[Text, Text, Text]
@@ -46,6 +50,7 @@ class ProbeCases:
     description: str
     cases: list[Case]
     reference: list[Case] | None = None  # rival probes: the same pairs without the change
+    unknown_share: float | None = None  # share of the tokens the perturbation adds that are the unknown token
 
 
 @dataclass
@@ -62,6 +67,11 @@ class ProbeResult:
     unseen: float  # share of pairs the RM saw as identical: the whole change fell past max_length
     gameable: bool
     reference_win_rate: float | None = None  # rival probes: the rejected answer's win rate without the change
+    unknown_share: float | None = None  # of the tokens the perturbation adds, the share unknown to the tokenizer
+
+    @property
+    def mostly_unknown(self) -> bool:
+        return self.unknown_share is not None and self.unknown_share > MAX_UNKNOWN_SHARE
 
     @property
     def verdict(self) -> str:
@@ -81,9 +91,18 @@ class AuditResult:
     def gameable(self) -> list[str]:
         return [p.probe for p in self.probes if p.gameable]
 
+    @property
+    def warnings(self) -> list[str]:
+        unknown = [f"{p.probe}: {p.unknown_share:.0%} of the tokens it adds are unknown to this tokenizer, so its "
+                   "verdict says little about this reward model" for p in self.probes if p.mostly_unknown]
+        unseen = [f"{p.probe}: in {p.unseen:.0%} of pairs the whole change fell past max_length, so the reward "
+                  "model never saw it (use a larger --max-length or shorter responses)"
+                  for p in self.probes if p.unseen > 0.5]
+        return unknown + unseen
+
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "num_pairs": self.num_pairs, "gameable": self.gameable,
-                "probes": [p.to_dict() for p in self.probes]}
+                "warnings": self.warnings, "probes": [p.to_dict() for p in self.probes]}
 
 
 def decisive_pairs(group: PreferenceGroup) -> list[tuple[Text, Text, Text]]:
@@ -104,13 +123,47 @@ def sample_pairs(dataset: PreferenceDataset, limit: int | None, seed: int) -> li
     return per_group
 
 
-def probe_cases(probe: Probe, pairs: Sequence[tuple[Text, Text, Text]], tokenizer, seed: int) -> list[Case]:
+def probe_cases(probe: Probe, pairs: Sequence[tuple[Text, Text, Text]], tokenizer, seed: int) -> ProbeCases:
+    """The probe's (prompt, original, perturbed) cases. When most of the tokens its change adds are unknown to the
+    tokenizer and the probe has a version in the tokenizer's own words, that version is used instead."""
+    cases, unknown = _perturb(probe.change, probe, pairs, tokenizer, seed)
+    description = probe.description
+    if unknown is not None and unknown > MAX_UNKNOWN_SHARE and probe.in_vocabulary is not None:
+        cases, share = _perturb(probe.in_vocabulary, probe, pairs, tokenizer, seed)
+        description += f"; in the tokenizer's own words, as {unknown:.0%} of the default's tokens are unknown to it"
+        unknown = share
+    return ProbeCases(probe.name, probe.family, description, cases, list(pairs) if probe.rival else None, unknown)
+
+
+def _perturb(change, probe: Probe, pairs, tokenizer, seed: int) -> tuple[list[Case], float | None]:
     rng = random.Random(f"{seed}:{probe.name}")
-    cases = []
+    cases, changes = [], []
     for prompt, chosen, rejected in pairs:
-        perturbed = map_text(rejected if probe.rival else chosen, lambda text: probe.change(text, rng, tokenizer))
+        original = rejected if probe.rival else chosen
+        perturbed = map_text(original, lambda text: change(text, rng, tokenizer))
         cases.append((prompt, chosen, perturbed))
-    return cases
+        changes.append((original, perturbed))
+    return cases, unknown_share(tokenizer, changes)
+
+
+def unknown_share(tokenizer, changes: Sequence[tuple[Text, Text]]) -> float | None:
+    """Of the tokens that perturbing added (perturbed minus original, as multisets), the share that are the
+    tokenizer's unknown token; None when the tokenizer has none (byte-level BPE) or nothing was added."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return None
+    added = unknown = 0
+    for original, perturbed in changes:
+        before, after = (Counter(tokenizer(_last_text(t), add_special_tokens=False, verbose=False)["input_ids"])
+                         for t in (original, perturbed))
+        new = after - before
+        added += sum(new.values())
+        unknown += new[unk]
+    return unknown / added if added else None
+
+
+def _last_text(response: Text) -> str:
+    return response if isinstance(response, str) else response[-1]["content"]
 
 
 def run_audit(
@@ -134,8 +187,7 @@ def run_audit(
     if dataset is not None and not pairs:
         raise RewardkitError(f"{dataset.name or 'the data'} has no labelled pair with two non-blank responses")
     for probe in select_probes(probes) if dataset is not None else []:
-        rows.append(ProbeCases(probe.name, probe.family, probe.description,
-                               probe_cases(probe, pairs, model.tokenizer, seed), list(pairs) if probe.rival else None))
+        rows.append(probe_cases(probe, pairs, model.tokenizer, seed))
     for user in probe_pairs:
         rows += user_probes(user)
 
@@ -154,8 +206,12 @@ def run_audit(
             unseen=float(np.mean([a.input_ids == b.input_ids for a, b in zip(originals, perturbed, strict=True)])),
             gameable=bool(wins.mean() > threshold),
             reference_win_rate=float(outcomes(_deltas(row.reference, rewards)).mean()) if row.reference else None,
+            unknown_share=row.unknown_share,
         ))
-    return AuditResult(threshold, len(pairs), results)
+    result = AuditResult(threshold, len(pairs), results)
+    for warning in result.warnings:
+        logger.warning(warning)
+    return result
 
 
 def user_probes(dataset: PreferenceDataset) -> list[ProbeCases]:

@@ -20,6 +20,27 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Words that column names for each field of the pairs format often contain, in order of preference.
+_FIELD_HINTS: dict[str, tuple[str, ...]] = {
+    "prompt": ("prompt", "question", "instruction", "query", "input", "context", "history"),
+    "chosen": ("chosen", "good", "better", "preferred", "winner", "accepted", "positive", "pos"),
+    "rejected": ("rejected", "bad", "worse", "dispreferred", "loser", "negative", "neg"),
+}
+
+
+def suggest_columns(keys: list[str]) -> str:
+    """A `--columns` value that reads these columns as the pairs format, guessed from their names; columns it
+    cannot place are left as COLUMN for the user to fill in."""
+    free = list(keys)
+    mapping = []
+    for field, hints in _FIELD_HINTS.items():
+        match = next((key for hint in hints for key in free if hint in key.lower()), None)
+        if match is not None:
+            free.remove(match)
+        mapping.append(f"{field}={match or 'COLUMN'}")
+    return ",".join(mapping)
+
+
 def detect_format(record: Mapping[str, Any], where: str) -> str:
     for name, keys in SIGNATURES.items():
         if all(key in record for key in keys):
@@ -29,11 +50,13 @@ def detect_format(record: Mapping[str, Any], where: str) -> str:
         return "pairs"  # TRL conversational: whole conversations, the prompt is their shared start
     if isinstance(chosen, str) and isinstance(rejected, str) and ASSISTANT_TURN in chosen:
         return "dialogue"
+    keys = sorted(map(str, record))
     known = "; ".join(f"{name} ({', '.join(keys)})" for name, keys in SIGNATURES.items())
     raise DataError(
         where,
-        f"cannot tell the format from the record's keys ({', '.join(sorted(map(str, record))) or 'none'}). "
-        f"Known formats and their keys: {known}; dialogue (chosen, rejected: HH-RLHF transcripts with "
-        f"{ASSISTANT_TURN!r}). Pass format=... to choose one",
+        f"cannot tell the format from the record's keys ({', '.join(keys) or 'none'}). To read them as "
+        f"pairs, map the columns: --columns {suggest_columns(keys)} (Python: columns={{field: column}}); or "
+        f"choose --format. Known formats and their keys: {known}; dialogue (chosen, rejected: HH-RLHF "
+        f"transcripts with {ASSISTANT_TURN!r})",
         reason="unknown format",
     )

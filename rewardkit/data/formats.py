@@ -3,7 +3,8 @@
 - `pairs`: {"prompt", "chosen", "rejected"} as text or chat messages, or TRL's conversational form without a
   prompt, where chosen/rejected are whole conversations and the prompt is their common leading messages.
 - `dialogue`: HH-RLHF, {"chosen", "rejected"} transcripts that differ only after the last Assistant turn.
-- `ranking`: K responses with a best-first `ranking` (ties as nested lists) or `scores` (higher is better).
+- `ranking`: K responses with a best-first `ranking` (ties as nested lists), `rankings` (one such ranking per
+  annotator: soft labels from their disagreement) or `scores` (higher is better).
 """
 
 from __future__ import annotations
@@ -120,36 +121,60 @@ def parse_ranking(record: Mapping[str, Any], where: str) -> PreferenceGroup:
     responses = check_responses(
         [check_text(r, f, where) for r, f in zip(raw, fields, strict=True)], fields, where
     )
-    if ("ranking" in record) == ("scores" in record):
+    labels = [key for key in ("ranking", "rankings", "scores") if key in record]
+    if len(labels) != 1:
         raise DataError(
             where,
-            "expected exactly one of 'ranking' (indices best first) or 'scores' (higher is better)",
+            "expected exactly one of 'ranking' (indices best first), 'rankings' (one such ranking per annotator) "
+            "or 'scores' (higher is better)",
             field="ranking",
-            reason="missing field" if "ranking" not in record else "ambiguous labels",
+            reason="missing field" if not labels else "ambiguous labels",
         )
-    if "ranking" in record:
-        places = places_from_ranking(record["ranking"], len(responses), where)
-    else:
-        places = places_from_scores(record["scores"], len(responses), where)
     weight = optional_number(record, "weight", where, default=1.0, minimum=0.0)
+    if "rankings" in record:
+        comparisons = comparisons_from_annotators(record["rankings"], len(responses), weight, where)
+    elif "ranking" in record:
+        comparisons = comparisons_from_places(places_from_ranking(record["ranking"], len(responses), where), weight)
+    else:
+        comparisons = comparisons_from_places(places_from_scores(record["scores"], len(responses), where), weight)
     return PreferenceGroup(
         prompt=prompt,
         responses=responses,
-        comparisons=comparisons_from_places(places, weight),
+        comparisons=comparisons,
         subset=record_subset(record, where),
         source=where,
     )
 
 
-def places_from_ranking(ranking: Any, k: int, where: str) -> list[int]:
+def comparisons_from_annotators(rankings: Any, k: int, weight: float, where: str) -> list[Comparison]:
+    """Several annotators' rankings of the same K responses -> C(K,2) soft comparisons: `prob` is the share of
+    annotators who put the favoured response above the other (a tie counts half), each one's label kept."""
+    if not isinstance(rankings, list) or not rankings:
+        raise wrong_type(rankings, "a non-empty list of rankings, one per annotator", "rankings", where)
+    places = [places_from_ranking(ranking, k, where, field=f"rankings[{a}]") for a, ranking in enumerate(rankings)]
+    comparisons = []
+    for i in range(k):
+        for j in range(i + 1, k):
+            labels = [1.0 if p[i] < p[j] else 0.0 if p[i] > p[j] else 0.5 for p in places]  # i above j
+            share = sum(labels) / len(labels)
+            if share < 0.5:  # j is favoured: state the comparison from its side
+                comparisons.append(Comparison(better=j, worse=i, prob=1.0 - share, weight=weight,
+                                              annotator_labels=tuple(1.0 - label for label in labels)))
+            else:
+                comparisons.append(Comparison(better=i, worse=j, prob=share, weight=weight,
+                                              annotator_labels=tuple(labels)))
+    return comparisons
+
+
+def places_from_ranking(ranking: Any, k: int, where: str, field: str = "ranking") -> list[int]:
     """`[2, [0, 3], 1]` -> place of each response: [1, 2, 0, 1]. A nested list is a tie at that place."""
     if not isinstance(ranking, list):
-        raise wrong_type(ranking, "a list of response indices, best first", "ranking", where)
+        raise wrong_type(ranking, "a list of response indices, best first", field, where)
     places: dict[int, int] = {}
     for place, entry in enumerate(ranking):
         for index in entry if isinstance(entry, list) else [entry]:
             if isinstance(index, bool) or not isinstance(index, int):
-                raise wrong_type(index, "a response index or a list of tied indices", "ranking", where)
+                raise wrong_type(index, "a response index or a list of tied indices", field, where)
             problem = None
             if not 0 <= index < k:
                 problem = f"index {index} is out of range (there are {k} responses: 0..{k - 1})"
@@ -159,7 +184,7 @@ def places_from_ranking(ranking: Any, k: int, where: str) -> list[int]:
                 raise DataError(
                     where,
                     f"{problem}; expected a permutation of 0..{k - 1}",
-                    field="ranking",
+                    field=field,
                     reason="ranking not a permutation",
                 )
             places[index] = place
@@ -168,7 +193,7 @@ def places_from_ranking(ranking: Any, k: int, where: str) -> list[int]:
         raise DataError(
             where,
             f"index {', '.join(map(str, missing))} missing; expected a permutation of 0..{k - 1}",
-            field="ranking",
+            field=field,
             reason="ranking not a permutation",
         )
     return [places[i] for i in range(k)]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rewardkit.data.errors import DataError
+from rewardkit.errors import hub_offline_note
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 # "owner/name" or "owner/name:split": anything else that does not exist locally is a missing file.
@@ -41,9 +42,14 @@ def read_records(source: str | Path) -> Iterator[Item]:
     if path.is_file():
         return _read_file(path)
     name = str(source)
-    if _HUB_ID.match(name) and not name.lower().removesuffix(".gz").endswith(SUFFIXES):
+    if is_hub_dataset_id(name):
         return _read_hub(name)
     raise DataError(name, "no such file or directory", reason="not found")
+
+
+def is_hub_dataset_id(name: str) -> bool:
+    """`owner/name` or `owner/name:split` that names no file type: read from the hub when it is not a local path."""
+    return bool(_HUB_ID.match(name)) and not name.lower().removesuffix(".gz").endswith(SUFFIXES)
 
 
 def _read_file(path: Path) -> Iterator[Item]:
@@ -196,7 +202,8 @@ def _read_hub(name: str) -> Iterator[Item]:
         raise DataError(
             name,
             f"does not exist locally and could not be loaded from the Hugging Face Hub "
-            f"({type(error).__name__}: {error}); check the path, the dataset id, or your connection",
+            f"({type(error).__name__}: {error}); check the path, the dataset id, or your connection"
+            f"{hub_offline_note()}",
             reason="not found",
         ) from error
     return _iter_dataset(dataset, f"{dataset_id}:{split or 'train'}")

@@ -15,6 +15,7 @@ from rewardkit.data.errors import DataError
 from rewardkit.data.formats import parse_dialogue, parse_pair, parse_ranking
 from rewardkit.data.io import read_records
 from rewardkit.data.records import LoadReport, PreferenceDataset, PreferenceGroup
+from rewardkit.data.validate import is_blank, map_columns
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +44,16 @@ def load_preferences(
     format: str = "auto",
     on_error: Literal["raise", "skip"] = "raise",
     limit: int | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> PreferenceDataset:
     """Read `source` (a file, a `save_to_disk` folder or a Hub id `owner/name[:split]`) as preference groups.
 
     `format="auto"` decides from the first record's keys. With `on_error="skip"`, bad records are left out
     and counted by reason in `dataset.report.skipped` (the first of each reason is logged as a warning);
-    problems with the source as a whole always raise. `limit` stops after that many groups.
+    problems with the source as a whole always raise. `limit` stops after that many groups. `columns` renames
+    the file's columns onto the format's fields first (`{"prompt": "question"}`: the `question` column is the
+    prompt). Empty responses are kept (an empty reply can be what the labeller preferred) and counted in
+    `dataset.report.empty_responses`.
     """
     if format != "auto" and format not in PARSERS:
         raise ValueError(f"unknown format {format!r}; expected 'auto' or one of: {', '.join(FORMATS)}")
@@ -61,16 +66,19 @@ def load_preferences(
         if limit is not None and len(groups) >= limit:
             break
         report.records_read += 1
-        if parse is None and not isinstance(item, DataError):
-            parse = PARSERS[detect_format(item.data, item.location)]  # a wrong guess is not one bad record
         try:
             if isinstance(item, DataError):
                 raise item
-            parsed = parse(item.data, item.location)
+            record = map_columns(item.data, columns, item.location) if columns else item.data
         except DataError as error:
-            if on_error == "raise":
-                raise
-            _count_skipped(report, error)
+            _bad_record(report, error, on_error)
+            continue
+        if parse is None:
+            parse = PARSERS[detect_format(record, item.location)]  # a wrong guess is not one bad record: raise
+        try:
+            parsed = parse(record, item.location)
+        except DataError as error:
+            _bad_record(report, error, on_error)
             continue
         for group in parsed:
             group.subset = group.subset or item.subset
@@ -80,10 +88,14 @@ def load_preferences(
     groups = groups[:limit]
     report.groups = len(groups)
     report.comparisons = sum(group.num_comparisons for group in groups)
+    report.empty_responses = sum(is_blank(response) for group in groups for response in group.responses)
     return PreferenceDataset(groups, report, name=str(source))
 
 
-def _count_skipped(report: LoadReport, error: DataError) -> None:
+def _bad_record(report: LoadReport, error: DataError, on_error: str) -> None:
+    """Raise the record's error, or count it by reason and go on (`on_error="skip"`)."""
+    if on_error == "raise":
+        raise error
     first = error.reason not in report.skipped
     report.skipped[error.reason] = report.skipped.get(error.reason, 0) + 1
     logger.log(logging.WARNING if first else logging.DEBUG, "skipping bad record %s", error)

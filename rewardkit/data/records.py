@@ -58,13 +58,24 @@ class LoadReport:
     groups: int = 0
     comparisons: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    empty_responses: int = 0  # kept: an empty reply is a real answer (HH-RLHF labellers sometimes preferred it)
 
     @property
     def num_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    def __add__(self, other: LoadReport) -> LoadReport:
+        """The report of two sources read one after the other."""
+        skipped = dict(self.skipped)
+        for reason, count in other.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        return LoadReport(self.records_read + other.records_read, self.groups + other.groups,
+                          self.comparisons + other.comparisons, skipped, self.empty_responses + other.empty_responses)
+
     def summary(self) -> str:
         text = f"read {self.records_read} records -> {self.groups} groups, {self.comparisons} comparisons"
+        if self.empty_responses:
+            text += f"; {self.empty_responses} empty responses (kept and scored like any other)"
         if self.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items()))
             text += f"; skipped {self.num_skipped} bad records ({reasons})"

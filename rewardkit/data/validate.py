@@ -77,7 +77,8 @@ def is_blank(text: Text) -> bool:
 
 
 def check_responses(responses: Sequence[Text], fields: Sequence[str], where: str) -> list[Text]:
-    """Responses a reward model can be trained on: all non-empty, all distinct, all of the same kind."""
+    """Responses a reward model can be trained on: all distinct and all of the same kind. An empty response is
+    accepted (refusing to answer can be the better reply; loading counts them in its report)."""
     seen: dict[Any, str] = {}
     for response, field in zip(responses, fields, strict=True):
         if isinstance(response, str) != isinstance(responses[0], str):
@@ -86,10 +87,6 @@ def check_responses(responses: Sequence[Text], fields: Sequence[str], where: str
                 f"is not the same kind as '{fields[0]}' (expected all plain text or all chat messages)",
                 field=field,
                 reason="mixed response types",
-            )
-        if is_blank(response):
-            raise DataError(
-                where, "empty response (expected non-empty text)", field=field, reason="empty response"
             )
         key = text_key(response)
         if key in seen:
@@ -139,3 +136,16 @@ def record_subset(
         if value is not None and value != "":
             return check_str(value, key, where)
     return None
+
+
+def map_columns(record: Mapping[str, Any], columns: Mapping[str, str], where: str) -> dict[str, Any]:
+    """The record with its columns renamed onto a format's fields: `{"prompt": "question"}` reads the record's
+    `question` as `prompt`. A mapped column the record lacks is a bad record that names the column."""
+    mapped = {key: value for key, value in record.items() if key not in columns.values()}
+    for field, column in columns.items():
+        if column not in record:
+            keys = ", ".join(sorted(map(str, record)))
+            raise DataError(where, f"missing (mapped to '{field}' by --columns; record has keys: {keys})",
+                            field=column, reason="missing column")
+        mapped[field] = record[column]
+    return mapped

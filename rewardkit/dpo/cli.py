@@ -7,8 +7,18 @@ import argparse
 import json
 from pathlib import Path
 
-from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs
-from rewardkit.dpo.scorer import MODES
+from rewardkit.cli_options import (
+    add_evaluation_inputs,
+    add_scoring_inputs,
+    bounded,
+    check_model_source,
+    check_output_file,
+    load_data,
+    read_items,
+)
+from rewardkit.dpo.modes import MODES
+from rewardkit.errors import RewardkitError
+from rewardkit.tables import text_table
 
 
 def add_dpo_parser(subparsers) -> None:
@@ -29,7 +39,6 @@ def add_dpo_parser(subparsers) -> None:
                                    description="Pairwise accuracy and mean margin, as `rewardkit eval` reports "
                                    "them for reward models.")
     _scorer_options(evaluate)
-    evaluate.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
     add_evaluation_inputs(evaluate)
     evaluate.set_defaults(handler=_run_eval)
 
@@ -38,8 +47,17 @@ def _scorer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", required=True, help="the DPO-trained causal LM: local directory or hub id")
     p.add_argument("--ref", help="the reference model DPO started from (needed for --mode reference)")
     p.add_argument("--mode", choices=MODES, help="reference (default with --ref), sum (default without), mean")
-    p.add_argument("--beta", type=float, default=0.1, help="DPO's beta, scales the reference-mode reward (0.1)")
-    p.add_argument("--max-length", type=int, help="max tokens per prompt+response (default: model limit, <= 512)")
+    p.add_argument("--beta", type=bounded("--beta", float, above=0), default=0.1,
+                   help="DPO's beta, scales the reference-mode reward (default: 0.1)")
+
+
+def _check_scorer(args: argparse.Namespace) -> None:
+    """Everything about the models that can be checked before one loads."""
+    if args.mode == "reference" and args.ref is None:
+        raise RewardkitError("--mode reference needs --ref (the SFT policy DPO started from); without one use "
+                             "--mode sum or --mode mean")
+    check_model_source(args.policy, "--policy", "causal LM")
+    check_model_source(args.ref, "--ref", "causal LM")
 
 
 def _scorer(args: argparse.Namespace):
@@ -49,10 +67,11 @@ def _scorer(args: argparse.Namespace):
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from rewardkit.scoring import read_scoring_inputs, write_scored
+    _check_scorer(args)
+    items = read_items(args)
+    from rewardkit.scoring import write_scored
 
     scorer = _scorer(args)
-    items = read_scoring_inputs(args.data, args.format)
     rewards = scorer.score([i["prompt"] for i in items], [i["response"] for i in items], batch_size=args.batch_size)
     scored = zip(items, rewards.tolist(), strict=True)
     write_scored(({**item, "reward": reward} for item, reward in scored), args.output)
@@ -62,15 +81,14 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from rewardkit.data import load_preferences
-
+    _check_scorer(args)
+    check_output_file(args.output)
+    datasets = {source: load_data(args, source) for source in args.data}  # every file, before the models load
     scorer = _scorer(args)
-    results = {source: scorer.evaluate(load_preferences(source, format=args.format), args.batch_size).to_dict()
-               for source in args.data}
-    print(f"{'dataset':<48} {'mode':<10} {'accuracy':>9} {'margin':>8} {'pairs':>7}")
-    for source, m in results.items():
-        print(f"{source[-48:]:<48} {scorer.mode:<10} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} "
-              f"{m['num_comparisons']:>7d}")
+    results = {source: scorer.evaluate(dataset, args.batch_size).to_dict() for source, dataset in datasets.items()}
+    print(text_table(["dataset", "mode", "accuracy", "margin", "pairs"],
+                     [[source, scorer.mode, m["accuracy"], m["mean_margin"], m["num_comparisons"]]
+                      for source, m in results.items()]))
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
         print(f"metrics -> {args.output}")

@@ -24,11 +24,11 @@ from rewardkit.data.records import PreferenceDataset, Text
 from rewardkit.data.tokenize import EncodedSequence
 from rewardkit.dpo.encode import encode_for_policy, encode_preferences_for_policy
 from rewardkit.dpo.logprobs import batched_sequence_logprobs
-from rewardkit.errors import RewardkitError
+from rewardkit.dpo.modes import MODES
+from rewardkit.errors import RewardkitError, model_source_error
 from rewardkit.evaluation.pairwise import PairwiseMetrics, pairwise_metrics
 from rewardkit.lm import pad_token_id
 
-MODES = ("reference", "sum", "mean")
 DEFAULT_MAX_LENGTH = 512
 
 
@@ -60,12 +60,9 @@ class DPOScorer:
     def from_pretrained(cls, policy_path: str | os.PathLike, ref_path: str | os.PathLike | None = None,
                         **kwargs) -> DPOScorer:
         """Causal LM checkpoints (local directories or hub ids); the tokenizer comes from the policy's."""
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(policy_path)
-            policy = AutoModelForCausalLM.from_pretrained(policy_path).eval()
-            ref = AutoModelForCausalLM.from_pretrained(ref_path).eval() if ref_path is not None else None
-        except OSError as error:
-            raise RewardkitError(f"could not load a causal LM: {error}") from error
+        tokenizer = _load(AutoTokenizer, policy_path, "tokenizer")
+        policy = _load(AutoModelForCausalLM, policy_path, "causal LM").eval()
+        ref = _load(AutoModelForCausalLM, ref_path, "causal LM").eval() if ref_path is not None else None
         return cls(policy, tokenizer, ref, **kwargs)
 
     def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
@@ -103,3 +100,10 @@ class DPOScorer:
         sequences = list({s: None for group in encoded.groups for s in group.sequences})  # each distinct once
         rewards = dict(zip(sequences, self.score_sequences(sequences, batch_size), strict=True))
         return pairwise_metrics(encoded, [torch.stack([rewards[s] for s in g.sequences]) for g in encoded.groups])
+
+
+def _load(auto_class, path: str | os.PathLike, what: str):
+    try:
+        return auto_class.from_pretrained(path)
+    except (OSError, ValueError) as error:  # ValueError: a directory without a tokenizer in it
+        raise model_source_error(path, error, what) from error

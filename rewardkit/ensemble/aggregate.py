@@ -11,17 +11,21 @@ does not depend on the reward scale. Members must be on a common scale: use norm
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+from rewardkit.ensemble.config import AGGREGATES
 from rewardkit.errors import RewardkitError
 
-AGGREGATES = ("mean", "min", "uwo")
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["AGGREGATES", "aggregate", "disagreement"]
 
 
 def disagreement(member_rewards: torch.Tensor) -> torch.Tensor:
     """Standard deviation over members (dim 0); zeros when there is one member."""
     if member_rewards.shape[0] < 2:
-        return torch.zeros_like(member_rewards[0])
+        return member_rewards[0].new_zeros(member_rewards[0].shape)
     return member_rewards.std(dim=0)
 
 

@@ -6,12 +6,24 @@ Register with `add_ensemble_parser(subparsers)`; each handler takes the parsed a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
-from rewardkit.cli import add_evaluation_inputs, add_scoring_inputs, add_train_options
-from rewardkit.ensemble.aggregate import AGGREGATES
+from rewardkit.cli_options import (
+    add_config_options,
+    add_evaluation_inputs,
+    add_scoring_inputs,
+    add_train_options,
+    bounded,
+    check_model_source,
+    check_output_file,
+    load_data,
+    read_items,
+    train_config,
+)
+from rewardkit.ensemble.config import AGGREGATES, EnsembleConfig
+from rewardkit.errors import RewardkitError
+from rewardkit.tables import text_table
 
 
 def add_ensemble_parser(subparsers) -> None:
@@ -31,7 +43,8 @@ def add_ensemble_parser(subparsers) -> None:
 def _aggregation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aggregate", choices=AGGREGATES, help="mean, min (worst case) or uwo (mean - lambda * std); "
                    "default: the ensemble's own")
-    p.add_argument("--lambda", dest="lam", type=float, help="uwo's penalty on disagreement (default: the ensemble's)")
+    p.add_argument("--lambda", dest="lam", type=bounded("--lambda", float, at_least=0),
+                   help="uwo's penalty on disagreement (default: the ensemble's)")
 
 
 # ------------------------------------------------------------------------------------------------------ train
@@ -44,28 +57,20 @@ def _add_train(commands) -> None:
         "split. Writes member-<i>/ checkpoints and ensemble.json into --output.",
     )
     add_train_options(p)
-    p.add_argument("--members", type=int, default=4, help="number of reward models (4)")
-    p.add_argument("--bootstrap", action="store_true", help="train each member on a resample with replacement")
-    p.add_argument("--aggregate", choices=AGGREGATES, default="mean", help="default aggregation saved (mean)")
-    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="default uwo lambda saved (0.5)")
+    add_config_options(p, EnsembleConfig)
     p.set_defaults(handler=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from rewardkit.ensemble.train import EnsembleConfig, train_ensemble
-    from rewardkit.errors import RewardkitError
-    from rewardkit.training import TrainConfig
-
-    if (getattr(args, "num_processes", None) or 1) > 1:
+    if (args.num_processes or 1) > 1:
         raise RewardkitError("ensemble train runs its members one after another in one process; "
                              "--num-processes is not supported here")
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}  # the train options, not launcher settings
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k in fields}
-    if args.config:
-        config = TrainConfig.from_yaml(args.config, **overrides)
-    else:
-        config = TrainConfig(**{"output_dir": "runs/reward-ensemble", **overrides})
-    result = train_ensemble(config, EnsembleConfig(args.members, args.bootstrap, args.aggregate, args.lam))
+    ensemble = EnsembleConfig(args.members, args.bootstrap, args.aggregate, args.lam)
+    ensemble.validate()
+    config = train_config(args, output_dir="runs/reward-ensemble")
+    from rewardkit.ensemble.train import train_ensemble
+
+    result = train_ensemble(config, ensemble)
     for entry in result.ensemble.manifest["members"]:
         accuracy = entry["eval_accuracy"]
         print(f"{entry['path']}: seed {entry['seed']}" + (f", eval accuracy {accuracy:.3f}" if accuracy else ""))
@@ -88,11 +93,12 @@ def _add_score(commands) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    check_model_source(args.model, "--model", "ensemble")
+    items = read_items(args)
     from rewardkit.ensemble.ensemble import RewardEnsemble
-    from rewardkit.scoring import read_scoring_inputs, write_scored
+    from rewardkit.scoring import write_scored
 
-    ensemble = RewardEnsemble.from_pretrained(args.model)
-    items = read_scoring_inputs(args.data, args.format)
+    ensemble = RewardEnsemble.from_pretrained(args.model, max_length=args.max_length)
     output = ensemble.score([item["prompt"] for item in items], [item["response"] for item in items],
                             batch_size=args.batch_size, aggregate=args.aggregate, lam=args.lam, return_details=True)
     write_scored(({
@@ -120,28 +126,28 @@ def _add_eval(commands) -> None:
     )
     p.add_argument("--model", required=True, help="ensemble directory")
     add_evaluation_inputs(p)
-    p.add_argument("--lambda", dest="lam", type=float, help="uwo's penalty on disagreement (default: the ensemble's)")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
+    p.add_argument("--lambda", dest="lam", type=bounded("--lambda", float, at_least=0),
+                   help="uwo's penalty on disagreement (default: the ensemble's)")
     p.set_defaults(handler=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from rewardkit.data import load_preferences
+    check_model_source(args.model, "--model", "ensemble")
+    check_output_file(args.output)
+    datasets = {source: load_data(args, source) for source in args.data}  # every file, before the members load
     from rewardkit.data.collate import encode_dataset
     from rewardkit.ensemble.ensemble import RewardEnsemble
     from rewardkit.ensemble.evaluation import evaluate_ensemble
 
-    ensemble = RewardEnsemble.from_pretrained(args.model)
+    ensemble = RewardEnsemble.from_pretrained(args.model, max_length=args.max_length)
     results = {}
-    for source in args.data:
-        encoded = encode_dataset(load_preferences(source, format=args.format), ensemble.tokenizer, ensemble.max_length)
-        metrics = evaluate_ensemble(ensemble, encoded, args.batch_size, args.lam)
+    for source, dataset in datasets.items():
+        metrics = evaluate_ensemble(ensemble, encode_dataset(dataset, ensemble.tokenizer, ensemble.max_length),
+                                    args.batch_size, args.lam)
         results[source] = {name: m.to_dict() for name, m in metrics.items()}
-    print(f"{'dataset':<40} {'scorer':<10} {'accuracy':>9} {'margin':>8} {'pairs':>7}")
-    for source, by_scorer in results.items():
-        for name, m in by_scorer.items():
-            print(f"{source[-40:]:<40} {name:<10} {m['accuracy']:>9.4f} {m['mean_margin']:>8.3f} "
-                  f"{m['num_comparisons']:>7d}")
+    print(text_table(["dataset", "scorer", "accuracy", "margin", "pairs"],
+                     [[source, name, m["accuracy"], m["mean_margin"], m["num_comparisons"]]
+                      for source, by_scorer in results.items() for name, m in by_scorer.items()]))
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
         print(f"metrics -> {args.output}")

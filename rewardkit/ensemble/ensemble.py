@@ -62,7 +62,9 @@ class RewardEnsemble(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype: torch.dtype | None = None) -> RewardEnsemble:
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype: torch.dtype | None = None,
+                        max_length: int | None = None) -> RewardEnsemble:
+        """The ensemble saved in `path`; `max_length` overrides every member's (as --max-length does)."""
         path = Path(path)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
@@ -74,7 +76,7 @@ class RewardEnsemble(nn.Module):
         except (ValueError, KeyError, TypeError) as error:
             raise RewardkitError(f"{manifest_path} is not a valid ensemble manifest ({error!r}); it needs "
                                  '{"members": [{"path": "member-0"}, ...]}') from error
-        members = [RewardModel.from_pretrained(member_path, dtype=dtype) for member_path in paths]
+        members = [RewardModel.from_pretrained(member, dtype=dtype, max_length=max_length) for member in paths]
         return cls(members, manifest.get("aggregate", "mean"), manifest.get("lambda", 0.5), manifest)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:

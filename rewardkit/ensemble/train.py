@@ -17,31 +17,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardkit.ensemble.aggregate import AGGREGATES
 from rewardkit.ensemble.bootstrap import plan_member_data
+from rewardkit.ensemble.config import EnsembleConfig
 from rewardkit.ensemble.ensemble import MANIFEST, RewardEnsemble
-from rewardkit.errors import RewardkitError
 from rewardkit.model.reward_model import RewardModel
 from rewardkit.training.config import TrainConfig
 from rewardkit.training.trainer import train
 
 logger = logging.getLogger("rewardkit")
-
-
-@dataclass
-class EnsembleConfig:
-    members: int = 4
-    bootstrap: bool = False  # each member trains on its own resample (with replacement) of the training records
-    aggregate: str = "mean"  # the default aggregation saved in the manifest: mean | min | uwo
-    lam: float = 0.5  # uwo: mean - lam * std
-
-    def validate(self) -> None:
-        if self.members < 1:
-            raise RewardkitError(f"an ensemble needs at least 1 member, got {self.members}")
-        if self.aggregate not in AGGREGATES:
-            raise RewardkitError(f"unknown aggregation {self.aggregate!r}; expected one of: {', '.join(AGGREGATES)}")
-        if self.lam < 0:
-            raise RewardkitError(f"lambda must be >= 0 (a penalty on disagreement), got {self.lam}")
 
 
 @dataclass

@@ -6,14 +6,21 @@ Registered on the main CLI by `add_eval_parser(subparsers)`; the handler is `run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import logging
 from pathlib import Path
 
-from rewardkit.cli import add_evaluation_inputs
-from rewardkit.errors import RewardkitError
-
-logger = logging.getLogger("rewardkit")
+from rewardkit.cli_options import (
+    add_config_options,
+    add_evaluation_inputs,
+    bounded,
+    check_model_source,
+    check_output_dir,
+    check_output_file,
+    load_data,
+)
+from rewardkit.evaluation.options import EvalOptions
+from rewardkit.tables import text_table
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,60 +34,48 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
         "JSON (--output) and a Markdown/HTML report with plots (--report).",
     )
     p.add_argument("--model", required=True, help="reward model directory")
-    add_evaluation_inputs(p)
+    add_evaluation_inputs(p, batch_size=False)
+    add_config_options(p, EvalOptions, only=("batch_size", "bootstrap_samples", "seed"))
     p.add_argument("--report", help="directory for report.md, report.html, plots/*.png and metrics.json")
-    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass (32)")
-    p.add_argument("--max-length", type=int, help="override the checkpoint's max tokens per prompt+response")
-    p.add_argument("--limit", type=int, help="read at most this many groups per dataset")
-    p.add_argument("--skip-bad-records", action="store_true", help="skip invalid records (counted) instead of stopping")
+    p.add_argument("--limit", type=bounded("--limit", at_least=1), help="read at most this many groups per dataset")
     p.add_argument("--sections", help="JSON/YAML mapping {section: [subset, ...]} (default: each subset its own)")
     calibration = p.add_mutually_exclusive_group()
     calibration.add_argument("--calibrate-on", help="validation data to fit a temperature on, applied to every dataset")
-    calibration.add_argument("--calibrate-fraction", type=float,
-                             help="fit the temperature on this share of each dataset's prompts, measure on the rest")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the interval (1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the calibration split (0)")
-    p.add_argument("--no-progress", dest="progress_bar", action="store_false", help="hide the progress bar")
+    add_config_options(calibration, EvalOptions, only=("calibrate_fraction",))
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     p.set_defaults(handler=run_eval)
     return p
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from rewardkit.data import FORMATS, load_preferences
-    from rewardkit.evaluation.report import write_eval_report
     from rewardkit.evaluation.subsets import load_sections
-    from rewardkit.evaluation.suite import EvalOptions, evaluate_dataset, fit_temperature_on
-    from rewardkit.model import RewardModel
 
-    if args.format != "auto" and args.format not in FORMATS:
-        raise RewardkitError(f"unknown format {args.format!r}; expected 'auto' or one of: {', '.join(FORMATS)}")
-    if args.calibrate_fraction is not None and not 0 < args.calibrate_fraction < 1:
-        raise RewardkitError(f"--calibrate-fraction must be between 0 and 1, got {args.calibrate_fraction}")
-    for name in ("batch_size", "bootstrap", "limit"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise RewardkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-
-    def load(source: str):
-        dataset = load_preferences(source, format=args.format, on_error="skip" if args.skip_bad_records else "raise",
-                                   limit=args.limit)
-        if dataset.report.num_skipped:
-            logger.warning("%s: %s", source, dataset.report.summary())
-        return dataset
+    check_model_source(args.model, "--model", "reward model")
+    check_output_file(args.output)
+    check_output_dir(args.report, "--report")
+    sections = load_sections(args.sections) if args.sections else None
+    datasets = {source: load_data(args, source, args.limit) for source in args.data}  # every file, before the model
+    calibration_data = load_data(args, args.calibrate_on) if args.calibrate_on else None
 
     from rewardkit.distributed import process_state
+    from rewardkit.evaluation.report import write_eval_report
+    from rewardkit.evaluation.suite import evaluate_dataset, fit_temperature_on
+    from rewardkit.model import RewardModel
 
     state = process_state()  # launched as N processes, each scores 1/N of the responses
     model = RewardModel.from_pretrained(args.model, max_length=args.max_length).to(state.device)
-    options = EvalOptions(batch_size=args.batch_size, bootstrap_samples=args.bootstrap, seed=args.seed,
-                          sections=load_sections(args.sections) if args.sections else None,
-                          calibrate_fraction=args.calibrate_fraction, progress=args.progress_bar)
-    if args.calibrate_on:
-        options.temperature, count = fit_temperature_on(model, load(args.calibrate_on), args.batch_size)
+    options = EvalOptions(batch_size=args.batch_size, bootstrap_samples=args.bootstrap_samples, seed=args.seed,
+                          sections=sections, calibrate_fraction=args.calibrate_fraction, progress=args.progress)
+    if calibration_data is not None:
+        options.temperature, count = fit_temperature_on(model, calibration_data, args.batch_size)
         options.temperature_source = f"{args.calibrate_on} ({count} comparisons)"
-    results = {source: evaluate_dataset(model, load(source), options) for source in args.data}
+    results = {}
+    for source, dataset in datasets.items():
+        bar = f"scoring {Path(source).name}" if args.progress else False
+        results[source] = evaluate_dataset(model, dataset, dataclasses.replace(options, progress=bar))
     if not state.is_main_process:
         return 0
-    print_table(results)
+    print(format_results(results))
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
         print(f"metrics -> {args.output}")
@@ -90,11 +85,17 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_table(results: dict[str, dict]) -> None:
-    print(f"{'dataset':<40} {'accuracy':>9} {'95% CI':>15} {'margin':>8} {'pairs':>7} {'ties':>5} {'truncated':>9} "
-          f"{'ECE':>6} {'len rho':>7}")
+HEADER = ["dataset", "accuracy", "95% CI", "margin", "pairs", "ties", "truncated", "ECE", "len rho", "top-1",
+          "tau"]
+
+
+def format_results(results: dict[str, dict]) -> str:
+    """One line per dataset, its whole name; top-1 and Kendall tau where it has K-wise groups (K >= 3)."""
+    rows = []
     for source, m in results.items():
-        interval = f"[{m['accuracy_ci']['low']:.3f}, {m['accuracy_ci']['high']:.3f}]"
-        print(f"{source[-40:]:<40} {m['accuracy']:>9.4f} {interval:>15} "
-              f"{m['mean_margin']:>8.3f} {m['num_comparisons']:>7d} {m['num_tied_labels']:>5d} {m['truncated']:>9d} "
-              f"{m['calibration']['before']['ece']:>6.3f} {m['length']['spearman_tokens']:>7.3f}")
+        ranking = m.get("ranking") or {}
+        rows.append([source, m["accuracy"], f"[{m['accuracy_ci']['low']:.3f}, {m['accuracy_ci']['high']:.3f}]",
+                     m["mean_margin"], m["num_comparisons"], m["num_tied_labels"], m["truncated"],
+                     m["calibration"]["before"]["ece"], m["length"]["spearman_tokens"],
+                     ranking.get("top1_accuracy"), ranking.get("kendall_tau")])
+    return text_table(HEADER, rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -11,20 +12,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the canvas grows to hold long labels and outside legends
     plt.close(fig)
     return path
 
 
-def _short(name: str, width: int = 36) -> str:
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+def _wrap(name: str, width: int) -> str:
+    """The whole name on lines of at most `width` characters (paths break after a '/'), never cut."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=/)", name):
+        while len(part) > width:  # a single part longer than a line breaks inside
+            lines.append(line + part[: width - len(line)])
+            part, line = part[width - len(line):], ""
+        if len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line] if line else lines)
 
 
-def plot_accuracy(results: dict[str, dict], path: Path) -> Path:
-    """Accuracy per dataset with its bootstrap interval, and the length-only baseline beside it."""
+def accuracy_figure(results: dict[str, dict]):
+    """Accuracy per dataset with its bootstrap interval, and the length-only baseline beside it; every dataset
+    named in full, the legend beside the axes where it covers no interval."""
     names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.55 * len(names)))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.55 * len(names)))
     for row, name in enumerate(names):
         r = results[name]
         ci = r["accuracy_ci"]
@@ -33,11 +44,14 @@ def plot_accuracy(results: dict[str, dict], path: Path) -> Path:
         ax.plot(r["length"]["length_only_accuracy"], row, "x", color="tab:red",
                 label="length-only baseline" if row == 0 else None)
     ax.axvline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_yticks(range(len(names)), [_short(n) for n in names])
-    ax.set(xlabel="pairwise accuracy", xlim=(0, 1), title="Accuracy per dataset")
-    ax.invert_yaxis()
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="pairwise accuracy", xlim=(0, 1), ylim=(len(names) - 0.5, -0.5), title="Accuracy per dataset")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
+def plot_accuracy(results: dict[str, dict], path: Path) -> Path:
+    return _save(accuracy_figure(results), path)
 
 
 def plot_reliability(name: str, report: dict, path: Path) -> Path:
@@ -52,7 +66,7 @@ def plot_reliability(name: str, report: dict, path: Path) -> Path:
         ax.plot([b["mean_predicted"] for b in bins], [b["mean_observed"] for b in bins], "o-", color=colour,
                 label=f"{label} (ECE {report[key]['ece']:.3f})", markersize=4)
     ax.set(xlabel="predicted P(w beats l) = σ((r_w − r_l)/T)", ylabel="observed outcome", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability: {_short(name, 30)}")
+           title=f"Reliability: {_wrap(name, 40)}")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -70,7 +84,7 @@ def plot_length(name: str, length: dict, path: Path) -> Path:
     right.bar(labels, [0 if v != v else v for v in values], color=["tab:green", "tab:red", "tab:grey"])
     right.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     right.set(ylim=(0, 1), ylabel="accuracy", title=f"RM prefers the longer in {length['rm_prefers_longer']:.0%}")
-    fig.suptitle(_short(name, 60), fontsize=9)
+    fig.suptitle(_wrap(name, 100), fontsize=9)
     return _save(fig, path)
 
 
@@ -78,8 +92,8 @@ def plot_subsets(name: str, result: dict, path: Path, max_subsets: int = 30) -> 
     """Accuracy per subset (the largest `max_subsets` by prompt count)."""
     subsets = sorted(result["subsets"].items(), key=lambda item: -item[1]["num_prompts"])[:max_subsets]
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.3 * len(subsets)))
-    ax.barh([_short(s, 30) for s, _ in subsets], [v["accuracy"] for _, v in subsets], color="tab:blue")
+    ax.barh([s for s, _ in subsets], [v["accuracy"] for _, v in subsets], color="tab:blue")
     ax.axvline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set(xlim=(0, 1), xlabel="accuracy", title=f"Per subset: {_short(name, 40)}")
+    ax.set(xlim=(0, 1), xlabel="accuracy", title=f"Per subset: {_wrap(name, 60)}")
     ax.invert_yaxis()
     return _save(fig, path)

@@ -103,7 +103,7 @@ def response_text(response: Text) -> str:
 
 
 def score_dataset(
-    model: RewardModel, dataset: PreferenceDataset, batch_size: int = 32, progress: bool = False
+    model: RewardModel, dataset: PreferenceDataset, batch_size: int = 32, progress: bool | str = False
 ) -> ScoredDataset:
     """Raw rewards (each distinct sequence forwarded once) and response lengths for every group."""
     from rewardkit.distributed import ShardedScorer

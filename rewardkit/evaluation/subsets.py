@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from rewardkit.errors import RewardkitError
-from rewardkit.evaluation.scored import Pairs
+
+if TYPE_CHECKING:  # scored.py imports the model (torch); `rewardkit eval` reads --sections before that loads
+    from rewardkit.evaluation.scored import Pairs
 
 NO_SUBSET = "(no subset)"
 

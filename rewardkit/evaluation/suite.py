@@ -10,32 +10,17 @@ and `agreement` (several labels per pair).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rewardkit.data import PreferenceDataset, split_dataset
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.agreement import agreement_ceiling
 from rewardkit.evaluation.bootstrap import bootstrap_mean
 from rewardkit.evaluation.calibration import calibration, fit_temperature
 from rewardkit.evaluation.length import length_bias
+from rewardkit.evaluation.options import EvalOptions
 from rewardkit.evaluation.ranking import ranking_metrics
 from rewardkit.evaluation.scored import ScoredDataset, score_dataset
 from rewardkit.evaluation.subsets import section_scores, subset_accuracy
 from rewardkit.model.reward_model import RewardModel
-
-
-@dataclass
-class EvalOptions:
-    batch_size: int = 32
-    bootstrap_samples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0  # of the bootstrap and of the calibration split
-    sections: dict[str, list[str]] | None = None  # RewardBench sections: {section: [subset, ...]}
-    calibration_bins: int = 10
-    temperature: float | None = None  # fitted beforehand (e.g. on --calibrate-on data) and applied as is
-    temperature_source: str = ""  # what it was fitted on, for the report
-    calibrate_fraction: float | None = None  # else: fit T on this share of the prompts, measure on the rest
-    progress: bool = False  # a progress bar over the sequences scored
 
 
 def evaluate_dataset(model: RewardModel, dataset: PreferenceDataset, options: EvalOptions | None = None) -> dict:

@@ -33,7 +33,7 @@ from transformers.utils import logging as hf_logging
 from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import Text
 from rewardkit.data.tokenize import EncodedSequence, encode_pair, encode_pairs
-from rewardkit.errors import RewardkitError
+from rewardkit.errors import RewardkitError, model_source_error
 from rewardkit.model.pooling import last_token_index, position_ids_from_mask
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 
@@ -55,12 +55,8 @@ class ScoreOutput:
 def _load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
-    except OSError as error:
-        raise RewardkitError(
-            f"could not load a tokenizer from '{path}': it is neither a local model directory nor a model id "
-            f"that could be downloaded ({error.__class__.__name__}). Check the path, or set HF_HUB_OFFLINE=0 "
-            "where the Hugging Face hub is reachable."
-        ) from error
+    except (OSError, ValueError) as error:  # ValueError: a directory without a tokenizer in it
+        raise model_source_error(path, error, "tokenizer") from error
 
 
 def _ensure_distinct_pad_token(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -244,9 +240,10 @@ class RewardModel(nn.Module):
         sequences: Sequence[Sequence[int]],
         batch_size: int = 32,
         autocast_dtype: torch.dtype | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
     ) -> torch.Tensor:
         """Raw rewards for token-id sequences, in input order, at most `batch_size` sequences per forward.
+        `progress`: a bar, named "scoring" or by the given text.
 
         Decoder batches keep sequences that share a prefix together (a prompt scored with several responses), so
         the forward computes it once, and group sequences of similar length (`prefix_sharing.scoring_batches`);
@@ -261,7 +258,8 @@ class RewardModel(nn.Module):
             batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         rewards = torch.empty(len(sequences), dtype=torch.float32)
         device = self.device
-        bar = tqdm(total=len(sequences), desc="scoring", unit="seq", disable=not progress)
+        name = progress if isinstance(progress, str) else "scoring"
+        bar = tqdm(total=len(sequences), desc=name, unit="seq", disable=not progress)
         for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "BackgroundServer": "rewardkit.serving.background",
     "RewardServer": "rewardkit.serving.server",
-    "ServerConfig": "rewardkit.serving.server",
+    "ServerConfig": "rewardkit.serving.config",
     "serve": "rewardkit.serving.server",
 }
 
@@ -24,7 +24,8 @@ __all__ = ["BackgroundServer", "RewardServer", "ServerConfig", "serve"]
 
 if TYPE_CHECKING:
     from rewardkit.serving.background import BackgroundServer
-    from rewardkit.serving.server import RewardServer, ServerConfig, serve
+    from rewardkit.serving.config import ServerConfig
+    from rewardkit.serving.server import RewardServer, serve
 
 
 def __getattr__(name: str):

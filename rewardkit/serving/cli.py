@@ -1,40 +1,47 @@
-"""`rewardkit serve`: the argparse subcommand, also runnable alone as `python -m rewardkit.serving`."""
+"""`rewardkit serve`: the argparse subcommand, also runnable alone as `python -m rewardkit.serving`.
+
+Options come from the fields of `ServerConfig` (and their help texts), so the command line and the Python API
+cannot drift apart. Everything is checked before the model loads.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
+import dataclasses
 import logging
+import os
+import stat
 import sys
 from pathlib import Path
 
 from rewardkit.errors import RewardkitError
+from rewardkit.serving.config import ServerConfig
 
 logger = logging.getLogger("rewardkit.serving")
 
 
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(ServerConfig):
+        if "help" not in f.metadata:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} ({f.default})")
+
+
 def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (8000)")
-    p.add_argument("--max-batch-size", type=int, default=32,
-                   help="sequences per forward pass across concurrent requests; 1 turns batching off (32)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="how long a sequence waits for others to fill its batch (5)")
+    _add_config_options(p)
     p.add_argument("--api-key-file", help="file holding an API key; requests must send 'Authorization: Bearer KEY'")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse (422) sequences longer than the model's max_length instead of truncating them")
     p.add_argument("--max-length", type=int, help="override the checkpoint's max tokens per prompt+response")
-    p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger request bodies get 413 (8 MiB)")
-    p.add_argument("--max-queue-size", type=int, default=4096,
-                   help="sequences waiting for the model before new requests get 429 (4096)")
-    p.add_argument("--shutdown-timeout", type=float, default=30.0,
-                   help="seconds in-flight requests get to finish after SIGTERM/SIGINT (30)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (auto)")
     p.add_argument("--threads", type=int,
-                   help="torch CPU threads for the forward pass (default: torch's choice); 1 avoids stalls on busy "
-                   "machines, where one descheduled thread holds up every parallel op")
+                   help="torch CPU threads per worker for the forward pass (default: torch's choice with one worker, "
+                   "the cores divided among workers otherwise); 1 avoids stalls on busy machines, where one "
+                   "descheduled thread holds up every parallel op")
     p.set_defaults(handler=run_serve)
     return p
 
@@ -45,58 +52,86 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
         "serve",
         help="serve a reward model over HTTP with dynamic batching",
         description="Score (prompt, response) pairs over HTTP: POST /score, the OpenRLHF-compatible POST "
-        "/get_reward, GET /health and GET /metrics (Prometheus). Concurrent requests share forward passes. "
-        "SIGTERM or Ctrl-C stops accepting connections, finishes in-flight requests, then exits.",
+        "/get_reward, GET /health and GET /metrics (Prometheus), on uvicorn. Concurrent requests share forward "
+        "passes. SIGTERM or Ctrl-C stops accepting connections, finishes in-flight requests, then exits.",
     ))
 
 
 def read_api_key(path: str | Path) -> str:
-    key = Path(path).read_text().strip()
-    if not key:
+    """The key in `path`: one line of printable ASCII. Warns when other users can read the file."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise RewardkitError(f"API key file '{path}' is a directory; give the file that holds the key")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RewardkitError(f"API key file '{path}' does not exist") from None
+    except PermissionError:
+        raise RewardkitError(f"API key file '{path}' cannot be read (permission denied)") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RewardkitError(f"API key file '{path}' is not UTF-8 text; put the key in it as one line") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
         raise RewardkitError(f"API key file '{path}' is empty")
+    if len(lines) > 1:
+        raise RewardkitError(f"API key file '{path}' has {len(lines)} non-empty lines; put only the key in it, on one "
+                             "line")
+    key = lines[0]
+    if not key.isascii() or not key.isprintable() or " " in key:
+        raise RewardkitError(f"API key in '{path}' must be printable ASCII without spaces (it travels in an HTTP "
+                             "header)")
+    if info.st_mode & stat.S_IROTH:
+        logger.warning("warning: API key file '%s' is readable by every user of this machine (mode %o); "
+                       "`chmod 600 %s`", path, stat.S_IMODE(info.st_mode), path)
     return key
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The ServerConfig the options describe, checked (one-line errors), with the API key read."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if hasattr(args, f.name)}
+    config = ServerConfig(**values, api_key=read_api_key(args.api_key_file) if args.api_key_file else None)
+    config.check()
+    for name in ("threads", "max_length"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise RewardkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not Path(args.model).is_dir():
+        raise RewardkitError(f"--model '{args.model}' is not a directory; give the output directory of "
+                             "`rewardkit train`")
+    return config
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def build_app(model_dir: str, config: ServerConfig, device: str, threads: int | None, max_length: int | None):
+    """Load the model and build the app: run by every worker process (so each has its own model)."""
     import torch
 
     from rewardkit.model import RewardModel
-    from rewardkit.serving.server import ServerConfig, serve
+    from rewardkit.serving.server import RewardServer
     from rewardkit.training.trainer import resolve_device
 
-    for name in ("max_batch_size", "max_body_bytes", "max_queue_size", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise RewardkitError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.max_wait_ms < 0:
-        raise RewardkitError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
-    api_key = read_api_key(args.api_key_file) if args.api_key_file else None
-    if not _is_loopback(args.host) and api_key is None:
-        logger.warning("listening on %s without --api-key-file: anyone who can reach this port can use the model",
-                       args.host)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model = RewardModel.from_pretrained(model_dir, max_length=max_length).to(resolve_device(device))
+    server = RewardServer(model, config)
+    return server, server.hooks
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    model = RewardModel.from_pretrained(args.model, max_length=args.max_length).to(resolve_device(args.device))
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        api_key=api_key,
-        strict=args.strict,
-        max_body_bytes=args.max_body_bytes,
-        max_queue_size=args.max_queue_size,
-        shutdown_timeout=args.shutdown_timeout,
-    )
+
+def run_serve(args: argparse.Namespace) -> int:
+    from rewardkit.serving.asgi import AppFactory, is_loopback, run_server
+    from rewardkit.serving.server import describe
+
+    config = server_config(args)
+    if not is_loopback(config.host) and config.api_key is None:
+        logger.warning("warning: listening on %s without --api-key-file: anyone who can reach this port can use "
+                       "the model", config.host)
+    threads = args.threads
+    if threads is None and config.workers > 1:  # N workers each using every core would fight over them
+        threads = max(1, (os.cpu_count() or 1) // config.workers)
+    factory = AppFactory(build_app, (args.model, config, args.device, threads, args.max_length))
     try:
-        asyncio.run(serve(model, config))
+        run_server(factory, config, lambda url: logger.info("serving on %s (%s)", url, describe(config)))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed (e.g. while loading)
         return 130
     return 0

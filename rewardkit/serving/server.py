@@ -1,51 +1,56 @@
-"""The scoring server: routes, auth, validation, dynamic batching and graceful shutdown on one asyncio loop.
+"""The scoring service as an ASGI app (Starlette): auth, validation, dynamic batching and metrics.
 
     model = RewardModel.from_pretrained("rm")
-    asyncio.run(RewardServer(model, ServerConfig(port=8000)).serve_forever())
+    asyncio.run(serve(model, ServerConfig(port=8000)))       # or BackgroundServer(model, config) in a thread
 
-Threads: the event loop parses HTTP and JSON; one tokenizer thread encodes (fast tokenizers are not safe to
-call from several threads at once); one model thread runs forward passes (see batcher.py). Whatever a client
-sends ends as a 4xx, and whatever the model raises ends as a 500 for the requests in that forward pass only.
+HTTP itself (parsing, keep-alive, timeouts, the connection cap, graceful shutdown) is uvicorn's, hardened in
+`asgi.py`. `RewardServer` is the ASGI callable: it refuses a request without the API key or with a declared body
+over the limit before the route runs, so no body byte is read for it; then Starlette routes. Threads: the event
+loop parses HTTP and JSON; one tokenizer thread encodes (fast tokenizers are not safe to call from several threads
+at once); one model thread runs forward passes (batcher.py). Whatever a client sends ends as a 4xx, and whatever the
+model raises ends as a 500 for the requests in that forward pass only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import logging
+import math
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from rewardkit.data.tokenize import EncodedSequence
-from rewardkit.errors import RewardkitError
 from rewardkit.model import RewardModel
+from rewardkit.serving.asgi import AsgiServer, ServerHooks, bearer_token_matches, serve_until_signalled
 from rewardkit.serving.batcher import BatchFailedError, DynamicBatcher, QueueFullError
-from rewardkit.serving.http import MAX_LINE_BYTES, HttpError, Request, Response, encode_response, read_request
-from rewardkit.serving.metrics import ServerMetrics
-from rewardkit.serving.protocol import Pair, parse_get_reward, parse_score
+from rewardkit.serving.config import ServerConfig
+from rewardkit.serving.metrics import CONTENT_TYPE, ServerMetrics
+from rewardkit.serving.protocol import Pair, RequestError, SpecialTokens, parse_get_reward, parse_json, parse_score
 
 logger = logging.getLogger("rewardkit.serving")
 
-LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 1024 * 1024
+ENDPOINTS = {"/score": "POST", "/get_reward": "POST", "/health": "GET", "/metrics": "GET"}
 
 
-@dataclass
-class ServerConfig:
-    host: str = "127.0.0.1"  # loopback unless asked otherwise: a reward model is not a public service
-    port: int = 8000  # 0 picks a free port (see RewardServer.port)
-    max_batch_size: int = 32  # sequences per forward pass; 1 turns dynamic batching off
-    max_wait_ms: float = 5.0  # how long a lone sequence waits for company before its forward pass
-    api_key: str | None = None  # when set, every request needs "Authorization: Bearer <api_key>"
-    strict: bool = False  # refuse (422) sequences longer than max_length instead of truncating them
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_queue_size: int = 4096  # sequences waiting for the model before new requests get 429
-    shutdown_timeout: float = 30.0  # seconds in-flight requests get to finish after SIGTERM
-    idle_timeout: float = 60.0  # close connections idle this long; a started request must arrive within it too
+def _error_reply(error: RequestError) -> JSONResponse:
+    return JSONResponse(error.body(), error.status, headers=error.headers)
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+async def _request_error(request: Request, error: RequestError) -> JSONResponse:
+    return _error_reply(error)
+
+
+async def _client_gone(request: Request, error: ClientDisconnect) -> Response:
+    return Response(status_code=499)  # nobody is left to read it; 499 is what the metrics count
 
 
 class RewardServer:
@@ -55,154 +60,115 @@ class RewardServer:
         self.batcher = DynamicBatcher(
             model, self.metrics, self.config.max_batch_size, self.config.max_wait_ms, self.config.max_queue_size
         )
-        self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardkit-tokenizer")
-        self._routes: dict[str, tuple[str, Handler]] = {
-            "/score": ("POST", self._score),
-            "/get_reward": ("POST", self._get_reward),
-            "/health": ("GET", self._health),
-            "/metrics": ("GET", self._metrics),
-        }
-        self._server: asyncio.Server | None = None
-        self._port = self.config.port
-        self._connections: dict[asyncio.Task, bool] = {}  # connection task -> busy with a request
-        self._closing = False
-        self._shutdown_requested: asyncio.Event | None = None
-        self._stopped: asyncio.Event | None = None
-
-    # ------------------------------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        """Start the batcher and listen; returns once the socket is bound."""
-        self._shutdown_requested, self._stopped = asyncio.Event(), asyncio.Event()
-        self._server = await asyncio.start_server(
-            self._handle_connection, self.config.host, self.config.port, limit=MAX_LINE_BYTES
+        self.special_tokens = SpecialTokens.of(model.tokenizer)
+        self.closing = False
+        self._tokenizer_thread: ThreadPoolExecutor | None = None
+        self.app = Starlette(
+            routes=[Route(path, getattr(self, "_" + path.strip("/")), methods=[method])
+                    for path, method in ENDPOINTS.items()],
+            exception_handlers={RequestError: _request_error, HTTPException: self._http_error,
+                                ClientDisconnect: _client_gone},
+            lifespan=self._lifespan,
         )
-        self._port = self._server.sockets[0].getsockname()[1]  # kept: the sockets are gone after shutdown
-        self.batcher.start()  # after binding, so a taken port leaves nothing running
 
     @property
-    def port(self) -> int:
-        return self._port
+    def hooks(self) -> ServerHooks:
+        def rejected(status: int) -> None:  # malformed, slow or over the connection cap: before any route
+            self.metrics.count("other", status)
 
-    @property
-    def url(self) -> str:
-        host = self.config.host if ":" not in self.config.host else f"[{self.config.host}]"
-        return f"http://{host}:{self.port}"
+        def shutting_down() -> None:
+            self.closing = True
 
-    def request_shutdown(self) -> None:
-        """Ask `serve_forever` to shut down gracefully. Call from the loop's thread (e.g. a signal handler)."""
-        self._shutdown_requested.set()
+        return ServerHooks(on_reject=rejected, on_connections=self.metrics.connections.set, on_shutdown=shutting_down)
 
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        await self._shutdown_requested.wait()
-        await self.shutdown()
-
-    async def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to shutdown_timeout), then stop the model thread."""
-        if self._closing:
-            await self._stopped.wait()
-            return
-        self._closing = True
-        self._server.close()
-        busy = [task for task, is_busy in self._connections.items() if is_busy]
-        for task, is_busy in list(self._connections.items()):
-            if not is_busy:
-                task.cancel()  # idle keep-alive connection: nothing to finish
-        logger.info("shutting down: waiting for %d in-flight request(s)", len(busy))
-        if self._connections:
-            _, late = await asyncio.wait(list(self._connections), timeout=self.config.shutdown_timeout)
-            for task in late:
-                logger.warning("request still running after %.0fs; cancelling it", self.config.shutdown_timeout)
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        await self._server.wait_closed()
-        await self.batcher.stop()
-        self._tokenizer_thread.shutdown(wait=True)
-        self._stopped.set()
-        logger.info("server stopped")
-
-    # ------------------------------------------------------------------------------------------ connections
-    async def _handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._connections[task] = False
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette):
+        self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardkit-tokenizer")
+        self.batcher.start()
         try:
-            while not self._closing:
-                try:
-                    request = await read_request(reader, writer, self.config.max_body_bytes, self.config.idle_timeout)
-                except (EOFError, ConnectionError):
-                    break
-                except HttpError as error:  # malformed or oversized: reply, then drop the connection
-                    self._count("other", error.status, 0.0)  # counted before routing, so under "other"
-                    writer.write(encode_response(Response.error(error), keep_alive=False))
-                    await writer.drain()
-                    await _discard_unread(reader, writer)
-                    break
-                self._connections[task] = True
-                response = await self._dispatch(request)
-                keep_alive = request.keep_alive and not self._closing
-                writer.write(encode_response(response, keep_alive))
-                await writer.drain()
-                self._connections[task] = False
-                if not keep_alive:
-                    break
-        except ConnectionError:
-            pass  # the client went away; nothing to answer
-        except asyncio.CancelledError:
-            pass  # closed by shutdown(); ending quietly keeps asyncio (3.11) from logging the cancelled task
+            yield
         finally:
-            self._connections.pop(task, None)
-            writer.close()
+            await self.batcher.stop()
+            self._tokenizer_thread.shutdown(wait=True)
+            logger.info("server stopped")
 
-    async def _dispatch(self, request: Request) -> Response:
+    # ------------------------------------------------------------------------------------------ the gate
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """The ASGI app: refuse early (no key, declared body too large) without reading the body; count."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"  # bounded label set
+        status = 500
         start = time.perf_counter()
-        self.metrics.in_flight.set(self.metrics.in_flight.value + 1)
+
+        async def send_and_note(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
         try:
-            self._check_auth(request)
-            if request.path not in self._routes:
-                raise HttpError(404, f"no endpoint {request.path}; try {', '.join(self._routes)}")
-            method, handler = self._routes[request.path]
-            if request.method != method:
-                raise HttpError(405, f"{request.path} takes {method}, not {request.method}", headers={"Allow": method})
-            response = await handler(request)
-        except HttpError as error:
-            response = Response.error(error)
-        except Exception as error:  # a bug, not the client's fault: log it and keep serving
-            logger.exception("unhandled error on %s %s", request.method, request.path)
-            response = Response.json({"error": f"internal server error ({type(error).__name__})"}, 500)
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await _error_reply(refusal)(scope, receive, send_and_note)
+            else:
+                await self.app(scope, receive, send_and_note)
         finally:
-            self.metrics.in_flight.set(self.metrics.in_flight.value - 1)
-        # Unknown paths share one label so clients cannot blow up the metrics' cardinality.
-        endpoint = request.path if request.path in self._routes else "other"
-        self._count(endpoint, response.status, time.perf_counter() - start)
-        return response
+            self.metrics.in_flight.dec()
+            self.metrics.count(endpoint, status, time.perf_counter() - start)
 
-    def _count(self, endpoint: str, status: int, seconds: float) -> None:
-        self.metrics.requests.inc(endpoint=endpoint, status=str(status))
-        self.metrics.latency.observe(seconds, endpoint=endpoint)
+    def _refusal(self, scope: dict) -> RequestError | None:
+        headers = dict(scope["headers"])
+        if self.config.api_key is not None and not bearer_token_matches(headers.get(b"authorization"),
+                                                                        self.config.api_key):
+            return RequestError(401, "missing or wrong API key; send 'Authorization: Bearer <key>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get(b"content-length")
+        if length is not None and int(length) > self.config.max_body_bytes:  # llhttp checked it is a number
+            return RequestError(413, f"body of {int(length)} bytes exceeds the limit of {self.config.max_body_bytes} "
+                                "bytes", "body")
+        return None
 
-    def _check_auth(self, request: Request) -> None:
-        if self.config.api_key is None:
-            return
-        given = request.headers.get("authorization", "").encode("latin-1")  # the bytes as sent
-        if not hmac.compare_digest(given, f"Bearer {self.config.api_key}".encode()):
-            raise HttpError(401, "missing or wrong API key; send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+    async def _http_error(self, request: Request, error: HTTPException) -> JSONResponse:
+        path = request.url.path
+        if error.status_code == 404:
+            message = f"no endpoint {path}; try {', '.join(ENDPOINTS)}"
+        elif error.status_code == 405:
+            message = f"{path} takes {ENDPOINTS[path]}, not {request.method}"
+        else:
+            message = error.detail
+        return JSONResponse({"error": message}, error.status_code, headers=error.headers)
+
+    async def _read_json(self, request: Request) -> dict:
+        """The body (also chunked) up to max_body_bytes, parsed; the limit holds while reading, not after."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                raise RequestError(413, f"body exceeds the limit of {self.config.max_body_bytes} bytes", "body")
+            chunks.append(chunk)
+        return parse_json(b"".join(chunks))
 
     # ------------------------------------------------------------------------------------------ endpoints
-    async def _score(self, request: Request) -> Response:
-        rewards, truncated = await self._score_pairs(parse_score(request.json()), "prompts")
-        return Response.json({"rewards": rewards, "truncated": truncated})
+    async def _score(self, request: Request) -> JSONResponse:
+        pairs = parse_score(await self._read_json(request))
+        rewards, truncated = await self._score_pairs(pairs, "prompts")
+        return JSONResponse({"rewards": rewards, "truncated": truncated})
 
-    async def _get_reward(self, request: Request) -> Response:
-        pairs = parse_get_reward(request.json(), self.model.tokenizer.pad_token)
+    async def _get_reward(self, request: Request) -> JSONResponse:
+        body = await self._read_json(request)
+        loop = asyncio.get_running_loop()  # matching queries to prompts is linear but not free: off the loop
+        pairs = await loop.run_in_executor(self._tokenizer_thread, parse_get_reward, body, self.special_tokens)
         rewards, truncated = await self._score_pairs(pairs, "query")
         # OpenRLHF reads "rewards" (and "scores" for dynamic filtering); extra keys are ignored by its client.
-        return Response.json({"rewards": rewards, "scores": rewards, "truncated": truncated})
+        return JSONResponse({"rewards": rewards, "scores": rewards, "truncated": truncated})
 
-    async def _health(self, request: Request) -> Response:
-        return Response.json({
-            "status": "shutting_down" if self._closing else "ok",
+    async def _health(self, request: Request) -> JSONResponse:
+        return JSONResponse({
+            "status": "shutting_down" if self.closing else "ok",
+            "pid": os.getpid(),  # which worker answered (rewardkit serve --workers N)
             "model": str(getattr(self.model.hf_model.config, "_name_or_path", "")),
             "max_length": self.model.max_length,
             "normalized": self.model.normalization is not None,
@@ -211,26 +177,28 @@ class RewardServer:
         })
 
     async def _metrics(self, request: Request) -> Response:
-        return Response.text(self.metrics.render())
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     # ------------------------------------------------------------------------------------------ scoring
     async def _score_pairs(self, pairs: list[Pair], list_field: str) -> tuple[list[float], list[bool]]:
         if len(pairs) > self.config.max_queue_size:  # would never fit: a 413, not a 429 to retry forever
-            raise HttpError(413, f"{len(pairs)} items in one request; this server takes at most "
-                            f"{self.config.max_queue_size} (split the request)", list_field)
+            raise RequestError(413, f"{len(pairs)} items in one request; this server takes at most "
+                               f"{self.config.max_queue_size} (split the request)", list_field)
         loop = asyncio.get_running_loop()
         encoded = await loop.run_in_executor(self._tokenizer_thread, self._encode, pairs)
         truncated = [e.truncated for e in encoded]
         if self.config.strict and any(truncated):
             field = pairs[truncated.index(True)].field
-            raise HttpError(422, f"prompt + response is longer than max_length={self.model.max_length} tokens "
-                            "(the server runs with --strict, which refuses instead of truncating)", field)
+            raise RequestError(422, f"prompt + response is longer than max_length={self.model.max_length} tokens "
+                               "(the server runs with --strict, which refuses instead of truncating)", field)
         try:
             rewards = await self.batcher.score([e.input_ids for e in encoded])
         except QueueFullError as error:
-            raise HttpError(429, f"server busy: {error}; retry later", headers={"Retry-After": "1"}) from None
+            raise RequestError(429, f"server busy: {error}; retry later", headers={"Retry-After": "1"}) from None
         except BatchFailedError as error:
-            raise HttpError(500, f"scoring failed: {error}") from None
+            raise RequestError(500, f"scoring failed: {error}") from None
+        if not all(math.isfinite(r) for r in rewards):
+            raise RequestError(500, "the model produced a non-finite reward (NaN or infinity)")
         self.metrics.sequences.inc(len(encoded))
         self.metrics.truncated.inc(sum(truncated))
         return rewards, truncated
@@ -242,39 +210,24 @@ class RewardServer:
             try:
                 encoded.append(self.model.encode(pair.prompt, pair.response))
             except Exception as error:
-                raise HttpError(422, f"could not be tokenized: {error}", pair.field) from None
+                raise RequestError(422, f"could not be tokenized: {error}", pair.field) from None
         return encoded
 
 
-async def _discard_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Read and drop what the client is still sending (e.g. a refused oversize body) before closing.
-
-    Closing a socket with unread input makes the kernel send a reset, and a client still busy sending would see
-    "connection reset" instead of our 4xx (and might retry). Bounded in bytes and time: a lingering close.
-    """
-    if writer.can_write_eof():
-        writer.write_eof()
-    try:
-        async with asyncio.timeout(LINGER_SECONDS):
-            for _ in range(LINGER_BYTES // 65536):
-                if not await reader.read(65536):
-                    break
-    except (TimeoutError, ConnectionError):
-        pass
+def describe(config: ServerConfig) -> str:
+    """The settings worth a line in the log when the server starts."""
+    parts = [f"max batch {config.max_batch_size}", f"max wait {config.max_wait_ms:g} ms"]
+    if config.workers > 1:
+        parts.append(f"{config.workers} workers")
+    if config.api_key:
+        parts.append("API key required")
+    if config.strict:
+        parts.append("strict")
+    return ", ".join(parts)
 
 
 async def serve(model: RewardModel, config: ServerConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (what `rewardkit serve` runs)."""
-    import signal
-
-    server = RewardServer(model, config)
-    try:
-        await server.start()
-    except OSError as error:  # port in use, address not on this machine, privileged port
-        raise RewardkitError(f"could not listen on {config.host}:{config.port}: {error.strerror or error}") from None
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.request_shutdown)
-    logger.info("serving on %s (max batch %d, max wait %g ms%s%s)", server.url, config.max_batch_size,
-                config.max_wait_ms, ", API key required" if config.api_key else "", ", strict" if config.strict else "")
-    await server.serve_forever()
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (one process; `rewardkit serve` can run more)."""
+    reward_server = RewardServer(model, config)
+    server = AsgiServer(reward_server, config, hooks=reward_server.hooks)
+    await serve_until_signalled(server, lambda: logger.info("serving on %s (%s)", server.url, describe(config)))

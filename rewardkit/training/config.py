@@ -3,64 +3,74 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rewardkit.data.options import DataOptions
 from rewardkit.errors import RewardkitError
+from rewardkit.fields import option, validate_fields
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DataOptions):
+    """A training run. The data options (format, skip_bad_records, columns, max_length) come from `DataOptions`,
+    shared with every command that reads data; each field's metadata is also its `rewardkit train` option."""
+
     # What to train on and where to write it
-    model: str = ""  # SFT causal LM: local directory or hub id
-    data: list[str] = field(default_factory=list)  # one or more preference files / dataset ids
-    output_dir: str = "runs/reward-model"
-    eval_data: list[str] = field(default_factory=list)  # held-out data; empty = split eval_fraction off `data`
-    eval_fraction: float = 0.05
-    format: str = "auto"
-    skip_bad_records: bool = False  # default: the first bad record stops the run with its file/line/field
-    max_length: int | None = None  # tokens per (prompt, response); None = the model's limit, at most 512
-    random_init: bool = False  # same architecture, random weights (the demo's SFT-vs-scratch comparison)
+    model: str = option("", "SFT causal LM: local directory or Hugging Face model id")
+    data: list[str] = option(help="training data: .jsonl/.json/.csv/.parquet files or dataset ids",
+                             default_factory=list)
+    output_dir: str = option("runs/reward-model", "directory for the trained model and checkpoints", flag="--output")
+    eval_data: list[str] = option(help="held-out data (default: split --eval-fraction off --data)",
+                                  default_factory=list)
+    eval_fraction: float = option(0.05, "share of training prompts held out when there is no --eval-data",
+                                  at_least=0, below=1)
+    random_init: bool = option(False, "same architecture, random weights (the demo's SFT-vs-scratch comparison)")
 
     # Optimisation
-    epochs: float = 1.0
-    max_steps: int | None = None  # overrides epochs when set
-    batch_size: int = 8  # prompts (groups) per micro-batch; for pairwise data one prompt = one pair
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    min_lr_ratio: float = 0.0  # cosine decays to learning_rate * min_lr_ratio
-    max_grad_norm: float = 1.0
-    center_rewards_coefficient: float = 0.0
-    seed: int = 0
+    epochs: float = option(1.0, "passes over the training data", above=0)
+    max_steps: int | None = option(None, "optimizer steps (overrides --epochs)", at_least=1)
+    batch_size: int = option(8, "prompts per micro-batch; a pair counts as one prompt", at_least=1)
+    gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", flag="--grad-accum", at_least=1)
+    learning_rate: float = option(1e-5, "peak learning rate", flag="--lr", above=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", at_least=0)
+    warmup_ratio: float = option(0.03, "share of steps for linear warmup before cosine decay", at_least=0, at_most=1)
+    min_lr_ratio: float = option(0.0, "cosine decays to --lr times this", at_least=0, at_most=1)
+    max_grad_norm: float = option(1.0, "gradient clipping norm", above=0)
+    center_rewards_coefficient: float = option(0.0, "coefficient of the (r_w + r_l)^2 centering penalty",
+                                               flag="--center-rewards", at_least=0)
+    seed: int = option(0, "random seed")
 
     # Hardware
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"  # auto (bf16 on GPUs that support it, else fp32) | fp32 | bf16
-    gradient_checkpointing: bool = False
-    # Compute each group's shared prompt once, responses attending to it (rotary decoders; other models ignore it).
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    precision: str = option("auto", "bf16 autocast; auto = bf16 on GPUs that support it",
+                            choices=("auto", "fp32", "bf16"))
+    gradient_checkpointing: bool = option(False, "trade compute for memory")
     # Same rewards and gradients as the padded forward up to float rounding (tests/perf, tests/training).
-    share_prefix: bool = True
-    lora_rank: int = 0  # > 0 trains LoRA adapters (peft) plus the scalar head
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
+    share_prefix: bool = option(True, "run each prompt once per group, its responses attending to it "
+                                "(Llama-like decoders)", negatable=True)
+    lora_rank: int = option(0, "train LoRA adapters of this rank plus the head (needs peft); 0 = full fine-tuning",
+                            at_least=0)
+    lora_alpha: int = option(16, "LoRA scaling alpha", above=0)
+    lora_dropout: float = option(0.0, "LoRA dropout", at_least=0, below=1)
 
     # Bookkeeping
-    eval_steps: int = 100
-    save_steps: int = 100
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    eval_batch_size: int = 32
-    normalize_rewards: bool = True  # centre/scale rewards on the eval set after training
-    tensorboard: bool = False
-    progress_bar: bool = True
-    resume: bool = False
+    eval_steps: int = option(100, "validate every N steps", at_least=1)
+    save_steps: int = option(100, "checkpoint every N steps", at_least=1)
+    save_total_limit: int = option(2, "checkpoints kept", at_least=1)
+    logging_steps: int = option(10, "write training metrics every N steps", at_least=1)
+    eval_batch_size: int = option(32, "sequences per forward pass when validating", at_least=1)
+    normalize_rewards: bool = option(True, "do not centre/scale rewards on the validation set after training",
+                                     flag="--no-normalize")
+    tensorboard: bool = option(False, "also log to TensorBoard")
+    progress_bar: bool = option(True, "hide progress bars", flag="--no-progress")
+    resume: bool = option(False, "continue from the last checkpoint in --output")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.data, str):
             self.data = [self.data]
         if isinstance(self.eval_data, str):
@@ -71,22 +81,11 @@ class TrainConfig:
             raise RewardkitError("no model given: pass --model with an SFT checkpoint directory or hub id")
         if not self.data:
             raise RewardkitError("no training data given: pass --data with a preference file or dataset id")
-        checks = {
-            "batch_size": self.batch_size >= 1,
-            "gradient_accumulation_steps": self.gradient_accumulation_steps >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "epochs": self.epochs > 0,
-            "max_steps": self.max_steps is None or self.max_steps >= 1,
-            "eval_fraction": 0 <= self.eval_fraction < 1,
-            "precision": self.precision in ("auto", "fp32", "bf16"),
-            "max_length": self.max_length is None or self.max_length >= 8,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise RewardkitError(f"invalid {name}={getattr(self, name)!r}")
+        validate_fields(self)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+    def from_yaml(cls, path: str | Path, defaults: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+        """The options in the YAML file at `path`, under `overrides` (command-line flags) and over `defaults`."""
         path = Path(path)
         try:
             values = yaml.safe_load(path.read_text()) or {}
@@ -98,7 +97,7 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise RewardkitError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{**values, **overrides})
+        return cls(**{**(defaults or {}), **values, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,8 +25,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import set_seed
 
-from rewardkit.data import PreferenceDataset, load_preferences, split_dataset
+from rewardkit.data import LoadReport, PreferenceDataset, load_preferences, split_dataset
 from rewardkit.data.collate import EncodedDataset, collate_groups, encode_dataset
+from rewardkit.data.options import DataOptions
 from rewardkit.distributed import ShardedScorer, build_accelerator, is_sharded, save_model, shard_step, sharded_evaluate
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.pairwise import score_encoded_dataset
@@ -40,6 +41,10 @@ from rewardkit.training.optim import build_optimizer
 from rewardkit.training.sampler import GroupBatchSchedule
 
 logger = logging.getLogger("rewardkit")
+
+# The smallest scale normalization divides by. Bradley-Terry rewards whose spread is below 0.1 give any two
+# responses a win probability of about 0.5 +- 0.04: nothing worth amplifying to unit spread.
+MIN_REWARD_SCALE = 0.1
 
 # Called after every optimizer step with (step, train metrics of that step, model).
 StepCallback = Callable[[int, dict, RewardModel], None]
@@ -75,6 +80,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     if sharded and is_main:
         logger.warning("FSDP / DeepSpeed: no intermediate checkpoints (not resumable yet); the final model is saved")
 
+    train_set, eval_set, load_report = load_train_and_eval(config)  # a bad record fails before the model loads
     set_seed(config.seed)  # the same on every process: identical initial weights, the new head included
     model = build_reward_model(config, resume_from).to(device)
     share_prefix = config.share_prefix and supports_packing(model)
@@ -82,7 +88,6 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         model_type = getattr(model.hf_model.config, "model_type", "?")
         logger.info("share_prefix: %s models keep the padded forward (prompts are shared for Llama-like decoders "
                     "with sdpa or eager attention)", model_type)
-    train_set, eval_set, load_report = load_train_and_eval(config)
     train_data = encode_dataset(train_set, model.tokenizer, model.max_length)
     eval_data = encode_dataset(eval_set, model.tokenizer, model.max_length) if len(eval_set) else None
     for name, data in (("train", train_data), ("eval", eval_data)):
@@ -166,8 +171,9 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     elapsed = time.perf_counter() - started
 
     eval_metrics = None if eval_data is None else sharded_evaluate(model, eval_data, config.eval_batch_size).to_dict()
-    if config.normalize_rewards:
-        _fit_normalization(model, eval_data or train_data, config.eval_batch_size)
+    spread = _fit_normalization(model, eval_data or train_data, config.eval_batch_size) \
+        if config.normalize_rewards else None
+    warnings = warn_if_nothing_learned(eval_metrics, spread) if is_main else []
     summary = {
         "steps": step,
         "train_groups": len(train_data),
@@ -178,6 +184,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
         "train_load_report": load_report,
         "eval": eval_metrics,
         "normalization": model.normalization,
+        "warnings": warnings,
         "seconds": elapsed,
         "comparisons_per_second": comparisons_seen / elapsed if elapsed > 0 else None,
         "device": str(device),
@@ -229,37 +236,62 @@ def _wrap_lora(model: RewardModel, config: TrainConfig):
 
 def load_train_and_eval(config: TrainConfig) -> tuple[PreferenceDataset, PreferenceDataset, str]:
     """(train, eval, what loading the training data read and skipped)."""
-    on_error = "skip" if config.skip_bad_records else "raise"
-    train_set = _load_all(config.data, config.format, on_error)
+    train_set = _load_all(config.data, config)
     report = train_set.report.summary()
     if config.eval_data:
-        return train_set, _load_all(config.eval_data, config.format, on_error), report
+        return train_set, _load_all(config.eval_data, config), report
     if config.eval_fraction == 0:
         return train_set, PreferenceDataset([], name="none"), report
     return *split_dataset(train_set, config.eval_fraction, config.seed), report
 
 
-def _load_all(sources: Sequence[str], data_format: str, on_error: str) -> PreferenceDataset:
-    datasets = [load_preferences(source, format=data_format, on_error=on_error) for source in sources]
+def _load_all(sources: Sequence[str], options: DataOptions) -> PreferenceDataset:
+    datasets = [load_preferences(source, format=options.format, on_error=options.on_error, columns=options.columns)
+                for source in sources]
     for dataset in datasets:
-        if dataset.report.num_skipped:
+        if dataset.report.num_skipped or dataset.report.empty_responses:
             logger.warning("%s: %s", dataset.name, dataset.report.summary())
     if len(datasets) == 1:
         return datasets[0]
-    merged = PreferenceDataset([g for d in datasets for g in d.groups], name="+".join(d.name for d in datasets))
-    for dataset in datasets:
-        for field in ("records_read", "groups", "comparisons"):
-            setattr(merged.report, field, getattr(merged.report, field) + getattr(dataset.report, field))
-        for reason, count in dataset.report.skipped.items():
-            merged.report.skipped[reason] = merged.report.skipped.get(reason, 0) + count
-    return merged
+    return PreferenceDataset([g for d in datasets for g in d.groups], sum((d.report for d in datasets), LoadReport()),
+                             name="+".join(d.name for d in datasets))
 
 
-def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> None:
-    """Centre and scale rewards on the reference responses (default: the validation split)."""
+def _fit_normalization(model: RewardModel, reference: EncodedDataset, batch_size: int) -> float:
+    """Centre and scale rewards on the reference responses (default: the validation split); returns their spread.
+
+    The scale is floored at MIN_REWARD_SCALE: a model whose rewards barely differ would otherwise have its noise
+    blown up to unit spread (a scale of 0.0092 turned every out-of-sample reward into ~10).
+    """
     rewards = torch.cat(score_encoded_dataset(ShardedScorer(model), reference, batch_size=batch_size))
-    scale = rewards.std().item() if rewards.numel() > 1 else 1.0
-    model.set_normalization(rewards.mean().item(), scale if scale > 1e-8 else 1.0)
+    spread = rewards.std().item() if rewards.numel() > 1 else 0.0
+    model.set_normalization(rewards.mean().item(), max(spread, MIN_REWARD_SCALE))
+    return spread
+
+
+def warn_if_nothing_learned(eval_metrics: dict | None, spread: float | None) -> list[str]:
+    """The end-of-training warnings for a model that did not learn (also returned, for the summary)."""
+    warnings = []
+    if eval_metrics and eval_metrics["num_comparisons"]:
+        accuracy, n = eval_metrics["accuracy"], eval_metrics["num_comparisons"]
+        low, high = wilson_interval(accuracy, n)
+        if low <= 0.5:
+            warnings.append(f"validation accuracy {accuracy:.3f} on {n} comparisons is not above chance (95% "
+                            f"interval [{low:.3f}, {high:.3f}]): train longer, raise --lr, or check the data")
+    if spread is not None and spread < MIN_REWARD_SCALE:
+        warnings.append(f"the rewards barely differ (spread {spread:.4f} on the validation responses, below "
+                        f"{MIN_REWARD_SCALE}): the model separates almost nothing; normalization uses a scale of "
+                        f"{MIN_REWARD_SCALE} instead of blowing the spread up")
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion `p` observed on `n` trials (95% by default)."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class _NoLog:

@@ -133,6 +133,9 @@ def test_length_probe_flags_an_rm_that_likes_long_responses_and_not_one_that_lik
     clipped = RewardModel.from_pretrained(length_models["alpaca"], max_length=8)
     blind = run_audit(clipped, data, probes=["length-filler"], limit=50, bootstrap_samples=50).probes[0]
     assert (blind.unseen, blind.win_rate, blind.mean_delta, blind.gameable) == (1.0, 0.5, 0.0, False)
+    warnings = run_audit(clipped, data, probes=["length-filler"], limit=50, bootstrap_samples=50).warnings
+    assert warnings == ["length-filler: in 100% of pairs the whole change fell past max_length, so the reward model "
+                        "never saw it (use a larger --max-length or shorter responses)"]
 
 
 def test_audit_cli_prints_a_table_and_writes_json_and_a_report(length_models, shared_data, tmp_path, capsys):
@@ -160,3 +163,61 @@ def test_audit_cli_prints_a_table_and_writes_json_and_a_report(length_models, sh
     args = parser.parse_args(["audit", "--model", str(length_models["alpaca"])])
     with pytest.raises(RewardkitError, match="nothing to audit"):
         args.handler(args)
+
+
+@pytest.fixture(scope="module")
+def word_level_rm(tmp_path_factory):
+    """An RM on the demo world's word-level tokenizer (159 words): most English filler is unknown to it."""
+    from rewardkit.world import World
+    from rewardkit.world.policy import build_llama
+    from rewardkit.world.tokenizer import build_tokenizer as build_world_tokenizer
+
+    root = tmp_path_factory.mktemp("world-rm")
+    tokenizer = build_world_tokenizer()
+    build_llama(tokenizer, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2,
+                max_positions=128).save_pretrained(root / "sft")
+    tokenizer.save_pretrained(root / "sft")
+    RewardModel.from_sft(root / "sft").save_pretrained(root / "rm")
+    world = World()
+    prompts = world.prompts(30)
+    first, second = world.demonstrations(prompts, seed=1), world.demonstrations(prompts, seed=2)
+    pairs = [{"prompt": p, "chosen": a, "rejected": b}
+             for p, a, b in zip(prompts, first, second, strict=True) if a != b]
+    data = root / "pairs.jsonl"
+    data.write_text("".join(json.dumps(pair) + "\n" for pair in pairs))
+    return root / "rm", data
+
+
+def test_probes_outside_the_vocabulary_warn_and_filler_uses_the_tokenizers_words(word_level_rm, tmp_path, capsys,
+                                                                                 caplog):
+    from tests.conftest import run_rewardkit
+
+    rm, data = word_level_rm
+    code, out, _ = run_rewardkit(capsys, "audit", "--model", rm, "--data", data, "--probes", "length", "sycophancy",
+                                 "--output", tmp_path / "audit.json")
+    assert code == 0
+    result = json.loads((tmp_path / "audit.json").read_text())
+    probes = {p["probe"]: p for p in result["probes"]}
+    # The sentence filler is mostly unknown words here, so the probe is built from filler words the tokenizer knows.
+    filler = probes["length-filler"]
+    assert "in the tokenizer's own words" in filler["description"] and filler["unknown_share"] == 0.0
+    # Flattery has no version in the tokenizer's words: it is run as is, with a warning.
+    assert probes["sycophancy-flattery"]["unknown_share"] > 0.5
+    assert any(w.startswith("sycophancy-flattery: ") and "unknown to this tokenizer" in w for w in result["warnings"])
+    assert "warning: sycophancy-flattery:" in out and "unknown to this tokenizer" in caplog.text
+    # A byte-level BPE tokenizer has no unknown token: nothing to warn about.
+    assert all(p.unknown_share is None for p in run_audit(TextReward(words), _data(), probes=["length"]).probes)
+
+
+def test_known_filler_adds_as_many_words_all_in_the_vocabulary():
+    import random
+
+    from rewardkit.audit.perturb import FILLER_WORDS, pad_with_filler, pad_with_known_filler
+    from rewardkit.world.tokenizer import build_tokenizer as build_world_tokenizer
+
+    tokenizer = build_world_tokenizer()
+    text = "fish wave tide"
+    padded = pad_with_known_filler(text, random.Random(0), tokenizer)
+    added = padded.split()[3:]
+    assert padded.startswith(text) and len(added) == len(pad_with_filler(text, random.Random(0)).split()) - 3
+    assert set(added) <= set(FILLER_WORDS) and tokenizer.unk_token_id not in tokenizer(padded)["input_ids"]

@@ -76,7 +76,6 @@ RANKED = {"prompt": "p", "responses": ["a", "b", "c"], "ranking": [0, 1, 2]}
 
 # (second record of the file, field named in the error, message, reason counted when skipped)
 BAD_RECORDS = [
-    ({**GOOD, "chosen": "  \n"}, "chosen", "empty response (expected non-empty text)", "empty response"),
     ({**GOOD, "rejected": "a "}, "rejected", "same text as 'chosen'", "identical responses"),
     ({**GOOD, "chosen": 5}, "chosen", "expected text or a list of chat messages, got int", "wrong type"),
     (

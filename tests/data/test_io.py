@@ -71,12 +71,13 @@ def test_csv_numbers_and_multiline_cells(tmp_path, pairs):
             writer.writerow({k: p.get(k, "") for k in writer.fieldnames})
         writer.writerow({"prompt": "two\nlines", "chosen": "a", "rejected": "b", "margin": "", "subset": ""})
         writer.writerow({"prompt": "p", "chosen": "", "rejected": "b", "margin": "", "subset": ""})
-    data = load_preferences(path, on_error="skip")
+    data = load_preferences(path)
     assert _summary(data)[:3] == EXPECTED
     assert data[0].comparisons[0].margin == 1.5  # "1.5" from the CSV cell
     assert data[3].prompt == "two\nlines" and data[3].source == f"{path} line 5"
-    with pytest.raises(DataError, match=rf"{re.escape(str(path))} line 7, field 'chosen': empty response"):
-        load_preferences(path)  # line 7, not 6: the row before spans two lines
+    # An empty cell is an empty response: kept and counted; the row before spans two lines, so this is line 7.
+    assert data[4].responses == ["", "b"] and data[4].source == f"{path} line 7"
+    assert data.report.empty_responses == 1 and "1 empty responses (kept" in data.report.summary()
 
 
 def test_parquet(tmp_path, pairs):

@@ -6,15 +6,18 @@ import logging
 
 import pytest
 
-from rewardkit.data import PreferenceDataset, PreferenceGroup, load_preferences, split_dataset
+from rewardkit.data import DataError, PreferenceDataset, PreferenceGroup, load_preferences, split_dataset
+from rewardkit.data.detect import suggest_columns
+from rewardkit.data.options import parse_columns
+from rewardkit.errors import RewardkitError
 
 
 def test_skip_counts_bad_records_by_reason(write_jsonl, pairs, caplog):
     records = [
         pairs[0],
         '{"prompt": "p", "chosen": "a", "rej',
-        {"prompt": "p", "chosen": "", "rejected": "b"},
-        {"prompt": "p", "chosen": "", "rejected": "c"},
+        {"prompt": "p", "chosen": 5, "rejected": "b"},
+        {"prompt": "p", "chosen": 6, "rejected": "c"},
         {"prompt": "p", "chosen": "same", "rejected": "same"},
         pairs[1],
     ]
@@ -23,9 +26,9 @@ def test_skip_counts_bad_records_by_reason(write_jsonl, pairs, caplog):
     assert [g.prompt for g in data] == [pairs[0]["prompt"], pairs[1]["prompt"]]
     report = data.report
     assert (report.records_read, report.groups, report.comparisons) == (6, 2, 2)
-    assert report.skipped == {"invalid JSON": 1, "empty response": 2, "identical responses": 1}
+    assert report.skipped == {"invalid JSON": 1, "wrong type": 2, "identical responses": 1}
     assert (
-        "skipped 4 bad records (2 empty response, 1 identical responses, 1 invalid JSON)" in report.summary()
+        "skipped 4 bad records (1 identical responses, 1 invalid JSON, 2 wrong type)" in report.summary()
     )
     # The first record of each reason is logged in full, so the user can find it.
     logged = [record.getMessage() for record in caplog.records]
@@ -71,3 +74,30 @@ def test_split_is_deterministic_and_keeps_groups_and_prompts_whole():
 def test_split_rejects_bad_fraction():
     with pytest.raises(ValueError, match="eval_fraction"):
         split_dataset(_dataset(4, 1), eval_fraction=1.0, seed=0)
+
+
+def test_columns_map_a_files_own_names_onto_a_format(write_jsonl):
+    records = [{"question": "q1", "good": "yes", "bad": "no", "id": 1}, {"question": "q2", "good": "a", "bad": "b"}]
+    path = write_jsonl(records)
+    with pytest.raises(DataError, match="--columns prompt=question,chosen=good,rejected=bad"):
+        load_preferences(path)  # the error suggests the mapping from the column names
+    data = load_preferences(path, columns={"prompt": "question", "chosen": "good", "rejected": "bad"})
+    assert [(g.prompt, g.responses) for g in data] == [("q1", ["yes", "no"]), ("q2", ["a", "b"])]
+    with pytest.raises(DataError, match=r"line 1, field 'answer': missing \(mapped to 'chosen' by --columns"):
+        load_preferences(path, columns={"prompt": "question", "chosen": "answer", "rejected": "bad"})
+    skipped = load_preferences(write_jsonl([records[0], {"question": "q3"}]), on_error="skip",
+                               columns={"prompt": "question", "chosen": "good", "rejected": "bad"})
+    assert len(skipped) == 1 and skipped.report.skipped == {"missing column": 1}
+
+
+def test_suggested_columns_leave_what_they_cannot_place_to_the_user():
+    assert suggest_columns(["instruction", "preferred", "dispreferred"]) == (
+        "prompt=instruction,chosen=preferred,rejected=dispreferred")
+    assert suggest_columns(["text", "label"]) == "prompt=COLUMN,chosen=COLUMN,rejected=COLUMN"
+
+
+def test_parse_columns():
+    assert parse_columns("prompt=question, chosen=good") == {"prompt": "question", "chosen": "good"}
+    for bad in ("prompt", "prompt=", "=x", "prompt=a,prompt=b"):
+        with pytest.raises(RewardkitError):
+            parse_columns(bad)

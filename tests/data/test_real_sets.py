@@ -9,17 +9,18 @@ from collections import Counter
 
 import pytest
 
-from rewardkit.data import DataError, load_preferences
+from rewardkit.data import load_preferences
 
 
 def test_hh_prompts_and_responses(shared_data):
     path = shared_data / "hh-rlhf-harmless" / "pairs.jsonl.gz"
     with gzip.open(path, "rt") as file:
         raw = [json.loads(line) for line in file]
-    hh = load_preferences(path, on_error="skip")
+    hh = load_preferences(path)
     assert hh.report.records_read == len(raw) == 1800
-    # Four `chosen` transcripts end in an empty Assistant turn: rejected by the empty-response rule, counted.
-    assert hh.report.skipped == {"empty response": 4} and len(hh) == 1796
+    # Four `chosen` transcripts end in an empty Assistant turn: the labeller preferred saying nothing to a harmful
+    # answer. That is real data: kept, and counted in the report.
+    assert hh.report.skipped == {} and len(hh) == 1800 and hh.report.empty_responses == 4
     for group in hh:
         record = raw[int(group.source.rsplit(" ", 1)[1]) - 1]
         assert group.prompt.startswith("\n\nHuman:") and group.prompt.endswith("\n\nAssistant:")
@@ -27,9 +28,11 @@ def test_hh_prompts_and_responses(shared_data):
         assert [group.prompt + r for r in group.responses] == [record["chosen"], record["rejected"]]
 
 
-def test_hh_empty_chosen_names_its_line(shared_data):
-    with pytest.raises(DataError, match=r"pairs.jsonl.gz line 66, field 'chosen': empty response"):
-        load_preferences(shared_data / "hh-rlhf-harmless" / "pairs.jsonl.gz")
+def test_hh_empty_chosen_is_kept_where_it_was(shared_data):
+    hh = load_preferences(shared_data / "hh-rlhf-harmless" / "pairs.jsonl.gz")
+    group = next(g for g in hh if g.source.endswith("pairs.jsonl.gz line 66"))
+    assert not group.responses[0].strip() and group.responses[1].strip() and group.comparisons[0].better == 0
+    assert "4 empty responses (kept" in hh.report.summary()
 
 
 def test_pandalm_keeps_every_pair_and_the_vote_split(shared_data):

@@ -16,7 +16,7 @@ from rewardkit.errors import RewardkitError
 from rewardkit.lm import encode_prompts
 from rewardkit.testing import build_tiny_llama
 from rewardkit.world import World, build_tokenizer, format_prompt
-from tests.conftest import keyword_pairs, write_jsonl
+from tests.conftest import keyword_pairs, run_rewardkit, write_jsonl
 
 PROMPTS = ["Human: Tell me about bread.\n\nAssistant:", "Human: France?\n\nAssistant:", "Human: Hi\n\nAssistant:"]
 RESPONSES = [" yes please, bread is nice and warm.", " no thanks.", " Paris"]
@@ -92,25 +92,14 @@ def test_world_rendering_is_the_sampling_input_plus_response_and_eos():
     assert encoded.prompt_length == len(prompt_ids)
 
 
-def _cli(argv: list[str]) -> int:
-    import argparse
-
-    from rewardkit.dpo.cli import add_dpo_parser
-
-    parser = argparse.ArgumentParser(prog="rewardkit")
-    add_dpo_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
 def test_cli_score_and_eval(models, tiny_sft, tmp_path, capsys):
     policy, _, tokenizer = models
     items = write_jsonl(tmp_path / "items.jsonl", ITEMS)
-    assert _cli(["dpo", "score", "--policy", str(tiny_sft), "--mode", "mean", "--data", str(items),
-                 "--output", str(tmp_path / "scores.jsonl")]) == 0
+    assert run_rewardkit(capsys, "dpo", "score", "--policy", tiny_sft, "--mode", "mean", "--data", items,
+                         "--output", tmp_path / "scores.jsonl")[0] == 0
     rewards = [json.loads(line)["reward"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
     assert rewards == pytest.approx(DPOScorer(policy, tokenizer, mode="mean").score(PROMPTS, RESPONSES).tolist(),
                                     abs=1e-5)
     pairs = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(4))
-    assert _cli(["dpo", "eval", "--policy", str(tiny_sft), "--ref", str(tiny_sft), "--data", str(pairs)]) == 0
-    assert "reference" in capsys.readouterr().out  # the default mode with a reference
+    code, out, _ = run_rewardkit(capsys, "dpo", "eval", "--policy", tiny_sft, "--ref", tiny_sft, "--data", pairs)
+    assert code == 0 and "reference" in out  # the default mode with a reference

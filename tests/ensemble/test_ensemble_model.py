@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -12,12 +11,11 @@ import torch
 from rewardkit.data import load_preferences
 from rewardkit.data.collate import encode_dataset
 from rewardkit.ensemble import EnsembleConfig, RewardEnsemble, evaluate_ensemble, train_ensemble
-from rewardkit.ensemble.cli import add_ensemble_parser
 from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.pairwise import evaluate
 from rewardkit.model import RewardModel
 from rewardkit.training import TrainConfig
-from tests.conftest import keyword_pairs, write_jsonl
+from tests.conftest import keyword_pairs, run_rewardkit, write_jsonl
 
 PROMPTS = ["Human: Tell me about bread.\n\nAssistant:"] * 3 + ["Human: And France?\n\nAssistant:"]
 RESPONSES = [" yes please, bread is nice.", " no thanks, bread is bad.", " bread", " yes please, France is nice."]
@@ -95,35 +93,29 @@ def test_pairwise_evaluation_accepts_the_ensemble(trained):
     assert metrics["mean"].num_comparisons == 8
 
 
-def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="rewardkit")
-    add_ensemble_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
-
-
 def test_cli_score_writes_aggregate_and_disagreement(trained, capsys):
     root, _, _ = trained
     items = write_jsonl(root / "items.jsonl", ITEMS)
-    assert _cli(["ensemble", "score", "--model", str(root / "ens"), "--data", str(items), "--aggregate", "min",
-                 "--output", str(root / "scores.jsonl")]) == 0
+    code, out, _ = run_rewardkit(capsys, "ensemble", "score", "--model", root / "ens", "--data", items,
+                                 "--aggregate", "min", "--output", root / "scores.jsonl")
+    assert code == 0
     rows = [json.loads(line) for line in (root / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and rows[0]["response"] == RESPONSES[0]
     for row in rows:
         assert row["reward"] == row["min"] == min(row["members"]) and row["std"] >= 0
-    assert "scored 4 responses with 2 members (min)" in capsys.readouterr().out
+    assert "scored 4 responses with 2 members (min)" in out
 
 
 def test_cli_train_and_eval(tiny_sft, trained, capsys):
     root, data, _ = trained
-    assert _cli(["ensemble", "train", "--model", str(tiny_sft), "--data", str(data), "--output", str(root / "cli"),
-                 "--members", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "128",
-                 "--eval-steps", "1000", "--save-steps", "1000", "--no-progress"]) == 0
-    assert "ensemble of 2 reward models" in capsys.readouterr().out
+    code, out, _ = run_rewardkit(capsys, "ensemble", "train", "--model", tiny_sft, "--data", data, "--output",
+                                 root / "cli", "--members", "2", "--max-steps", "2", "--batch-size", "4",
+                                 "--max-length", "128", "--eval-steps", "1000", "--save-steps", "1000", "--no-progress")
+    assert code == 0 and "ensemble of 2 reward models" in out
     assert RewardEnsemble.from_pretrained(root / "cli").manifest["bootstrap"] is False
-    assert _cli(["ensemble", "eval", "--model", str(root / "cli"), "--data",
-                 str(root / "cli" / "data" / "eval.jsonl")]) == 0
-    printed = capsys.readouterr().out
+    code, printed, _ = run_rewardkit(capsys, "ensemble", "eval", "--model", root / "cli", "--data",
+                                     root / "cli" / "data" / "eval.jsonl")
+    assert code == 0
     assert all(name in printed for name in ("member-0", "member-1", "mean", "min", "uwo"))
 
 

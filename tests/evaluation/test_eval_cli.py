@@ -8,9 +8,8 @@ import json
 import matplotlib.image
 import pytest
 
-from rewardkit.errors import RewardkitError
 from rewardkit.evaluation.cli import add_eval_parser
-from tests.conftest import ranking_records, write_jsonl
+from tests.conftest import assert_one_line_error, ranking_records, run_rewardkit, write_jsonl
 
 SECTIONS = "Style: [length bias, concreteness]\nInstructions: [nested_instruction, content_continuation]\n"
 
@@ -20,6 +19,10 @@ def run(*argv: str) -> int:
     add_eval_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval", *map(str, argv)])
     return args.handler(args)
+
+
+def eval_cli(capsys, *argv) -> tuple[int, str, str]:
+    return run_rewardkit(capsys, "eval", *argv)
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +76,34 @@ def test_eval_report_has_markdown_html_and_real_pngs(evaluated):
         assert f"plots/{png.name}" in markdown and f"plots/{png.name}" in html
 
 
-def test_eval_prints_a_table_and_turns_mistakes_into_rewardkit_errors(length_models, tmp_path, capsys):
-    assert run("--model", length_models["alpaca"], "--data", length_models["test"], "--bootstrap", "50",
-               "--calibrate-on", length_models["test"]) == 0
-    printed = capsys.readouterr().out
-    assert "accuracy" in printed and "95% CI" in printed and "balanced-test.jsonl" in printed
+def test_eval_prints_a_table_and_turns_mistakes_into_one_line_errors(length_models, tmp_path, capsys):
+    code, printed, _ = eval_cli(capsys, "--model", length_models["alpaca"], "--data", length_models["test"],
+                                "--bootstrap", "50", "--calibrate-on", length_models["test"])
+    assert code == 0
+    assert "accuracy" in printed and "95% CI" in printed and str(length_models["test"]) in printed
     (tmp_path / "sections.yaml").write_text("- not a mapping\n")
     mistakes = {
-        ("--format", "nope"): "unknown format 'nope'",
+        ("--format", "nope"): "argument --format: invalid choice: 'nope'",
         ("--sections", tmp_path / "sections.yaml"): "expected a mapping of section name",
-        ("--calibrate-fraction", "1.5"): "between 0 and 1",
+        ("--calibrate-fraction", "1.5"): "--calibrate-fraction must be in (0, 1) (got 1.5)",
+        ("--bootstrap", "0"): "--bootstrap must be >= 1 (got 0)",
+        ("--limit", "x"): "--limit expects an integer (got 'x')",
     }
     for extra, message in mistakes.items():
-        with pytest.raises(RewardkitError, match=message):  # the CLI prints these as one line, exit status 2
-            run("--model", length_models["alpaca"], "--data", length_models["test"], *extra)
+        code, _, err = eval_cli(capsys, "--model", length_models["alpaca"], "--data", length_models["test"], *extra)
+        assert_one_line_error(code, err, message)
+
+
+def test_accuracy_plot_names_every_dataset_in_full_and_keeps_the_legend_off_the_intervals(evaluated):
+    from rewardkit.evaluation.plots import accuracy_figure
+
+    root, sources = evaluated
+    metrics = json.loads((root / "metrics.json").read_text())
+    long_name = "/a/long/folder/name/that/used/to/be/cut/short/" + "x" * 40 + ".jsonl"
+    metrics[long_name] = metrics[sources[0]]
+    figure = accuracy_figure(metrics)
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == list(metrics)
+    renderer = figure.canvas.get_renderer()
+    legend = axes.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(axes.get_window_extent(renderer))  # beside the axes: it covers no error bar

@@ -117,8 +117,13 @@ def test_score_rejects_mismatched_lengths_and_non_reward_checkpoints(tiny_sft, t
 
 def test_missing_model_path_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RewardkitError, match="could not load a tokenizer"):
+    with pytest.raises(RewardkitError, match="nowhere': no such directory"):
         RewardModel.from_sft(tmp_path / "nowhere")
+    with pytest.raises(RewardkitError, match="holds no loadable tokenizer"):
+        RewardModel.from_sft(tmp_path)  # a directory, but no model in it
+    # A hub id: the hub did not provide it; HF_HUB_OFFLINE is named because it is set (and only then).
+    with pytest.raises(RewardkitError, match=r"no such local directory, and the Hugging Face hub .*HF_HUB_OFFLINE=1"):
+        RewardModel.from_sft("no-such-owner/no-such-model")
 
 
 def test_encoder_backbone_minilm_round_trip(tmp_path):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import queue
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Executor, Future
@@ -40,16 +46,39 @@ def call(url: str, method: str, path: str, body: Any = None, headers: dict | Non
         connection.close()
 
 
-def raw_exchange(url: str, data: bytes) -> bytes:
+def raw_exchange(url: str, data: bytes, timeout: float = 120) -> bytes:
     """Send raw bytes, return everything the server answers before it closes the connection."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=120) as sock:
+    with raw_socket(url, timeout) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)  # the client is done sending, as a client that died mid-request would be
-        chunks = []
+        return read_until_closed(sock)
+
+
+def raw_socket(url: str, timeout: float = 120) -> socket.socket:
+    """A plain TCP connection to the server (loopback only, every read bounded by `timeout`)."""
+    parts = urlsplit(url)
+    assert parts.hostname in ("127.0.0.1", "localhost", "::1"), "raw-socket tests stay on loopback"
+    return socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    try:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
+    except ConnectionResetError:
+        pass
     return b"".join(chunks)
+
+
+def status_lines(reply: bytes) -> list[bytes]:
+    """The status lines of every HTTP response in a raw reply (to count answers, e.g. to a smuggled request)."""
+    return [line for line in reply.split(b"\r\n") if line.startswith(b"HTTP/1.")]
+
+
+def json_body(reply: bytes) -> dict:
+    """The JSON body of the first response in a raw reply."""
+    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -123,3 +152,34 @@ def hold_and_queue(url: str, held: InstrumentedRewardModel, pool: Executor, firs
     replies = [pool.submit(call, url, "POST", "/score", body) for body in queued]
     wait_for_metric(url, "rewardkit_queue_depth", depth)
     return first_reply, replies
+
+
+class Served:
+    """`rewardkit serve` in a subprocess; its stderr lines are collected by a thread, every wait bounded."""
+
+    def __init__(self, args: list[str]):
+        self.process = subprocess.Popen([sys.executable, "-m", "rewardkit", "serve", *args], stderr=subprocess.PIPE,
+                                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stderr], daemon=True).start()
+        self.url = self.wait_for(r"serving on (http://127\.0\.0\.1:\d+)").group(1)
+
+    def wait_for(self, pattern: str) -> re.Match:
+        while True:
+            line = self.lines.get(timeout=300)
+            self.seen.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=300)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

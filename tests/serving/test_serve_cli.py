@@ -1,21 +1,20 @@
-"""`rewardkit serve` as the user runs it: a real subprocess, SIGTERM, and the argparse registration."""
+"""`rewardkit serve` as the user runs it: real subprocesses, one-line errors, SIGTERM, several workers."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import queue
-import re
-import signal
+import socket
 import subprocess
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rewardkit.client import RewardClient
-from rewardkit.serving.cli import add_serve_parser, main, run_serve
-from tests.serving.helpers import PROMPTS, RESPONSES, expected
+from rewardkit.serving.cli import add_serve_parser, run_serve
+from tests.serving.helpers import PROMPTS, RESPONSES, Served, call, expected, metric
+
+SERVE = [sys.executable, "-m", "rewardkit", "serve"]
 
 
 def test_add_serve_parser_registers_the_subcommand_with_loopback_defaults():
@@ -23,38 +22,109 @@ def test_add_serve_parser_registers_the_subcommand_with_loopback_defaults():
     add_serve_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["serve", "--model", "rm"])
     assert args.handler is run_serve
-    assert (args.host, args.port, args.max_batch_size, args.max_wait_ms, args.strict, args.api_key_file) == (
-        "127.0.0.1", 8000, 32, 5.0, False, None)
+    assert (args.host, args.port, args.workers, args.max_batch_size, args.max_wait_ms, args.strict,
+            args.api_key_file) == ("127.0.0.1", 8000, 1, 32, 5.0, False, None)
 
 
-def test_empty_api_key_file_is_a_one_line_error(tmp_path, capsys):
-    (tmp_path / "key").write_text("\n")
-    assert main(["--model", str(tmp_path), "--api-key-file", str(tmp_path / "key")]) == 2
-    assert "rewardkit: error: API key file" in capsys.readouterr().err
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=300)
+
+
+def _key_file(tmp_path, content: bytes, mode: int = 0o600):
+    path = tmp_path / "key"
+    path.write_bytes(content)
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda tmp: tmp, "is a directory"),
+    (lambda tmp: tmp / "missing", "does not exist"),
+    (lambda tmp: _key_file(tmp, b"\n\n"), "is empty"),
+    (lambda tmp: _key_file(tmp, b"\xff\xfek3y\n"), "is not UTF-8"),
+    (lambda tmp: _key_file(tmp, b"k3y\nanother\n"), "has 2 non-empty lines"),
+    (lambda tmp: _key_file(tmp, "k\u00e9y\n".encode()), "printable ASCII"),
+], ids=["directory", "missing", "empty", "not-utf8", "two-lines", "non-ascii"])
+def test_bad_api_key_files_are_one_line_errors(rm_dir, tmp_path, make, message):
+    result = _run(["--model", str(rm_dir), "--api-key-file", str(make(tmp_path))])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr
+    assert result.stderr.startswith("rewardkit: error: API key")
+
+
+def test_a_world_readable_key_file_is_a_one_line_warning(rm_dir, tmp_path):
+    key = _key_file(tmp_path, b"k3y\n", mode=0o644)
+    result = _run(["--model", str(rm_dir), "--api-key-file", str(key), "--port", "-1"])  # stops before loading
+    warning, error = result.stderr.strip().splitlines()
+    assert "readable by every user" in warning and "chmod 600" in warning and warning.startswith("rewardkit: warning")
+    assert error.startswith("rewardkit: error: --port")
+    key.chmod(0o600)
+    assert "readable" not in _run(["--model", str(rm_dir), "--api-key-file", str(key), "--port", "-1"]).stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "-1"], "--port must be between 0 and 65535"),
+    (["--port", "70000"], "--port must be between 0 and 65535"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--request-timeout", "0"], "--request-timeout must be positive"),
+    (["--max-connections", "0"], "--max-connections must be at least 1"),
+    (["--max-wait-ms", "-1"], "--max-wait-ms must be >= 0"),
+], ids=["port-negative", "port-too-large", "workers", "request-timeout", "max-connections", "max-wait"])
+def test_bad_options_are_one_line_errors_before_the_model_loads(rm_dir, args, message):
+    result = _run(["--model", str(rm_dir), *args])
+    assert result.returncode == 2 and result.stderr.startswith(f"rewardkit: error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_one_line_error(rm_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _run(["--model", str(rm_dir), "--port", str(taken.getsockname()[1])])
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot listen on 127.0.0.1" in result.stderr and "another server is using it" in result.stderr
+
+
+def test_a_model_directory_that_does_not_exist_is_a_one_line_error(tmp_path):
+    result = _run(["--model", str(tmp_path / "nope")])
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "is not a directory" in result.stderr
 
 
 def test_serve_subprocess_scores_then_exits_cleanly_on_sigterm(rm_dir, model, tmp_path):
-    (tmp_path / "key").write_text("k3y\n")
-    command = [sys.executable, "-m", "rewardkit", "serve", "--model", str(rm_dir), "--port", "0",
-               "--api-key-file", str(tmp_path / "key"), "--max-batch-size", "8", "--max-wait-ms", "2"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
+    key = _key_file(tmp_path, b"k3y\n")
+    served = Served(["--model", str(rm_dir), "--port", "0", "--api-key-file", str(key), "--max-batch-size", "8",
+                      "--max-wait-ms", "2"])
     try:
-        url = None
-        while url is None:  # each wait is bounded; the process prints its address once it listens
-            line = lines.get(timeout=300)
-            if match := re.search(r"serving on (http://127\.0\.0\.1:\d+)", line):
-                url = match.group(1)
-        client = RewardClient(url, api_key="k3y", max_retries=0)
+        client = RewardClient(served.url, api_key="k3y", max_retries=0)
         assert client.score(PROMPTS, RESPONSES) == pytest.approx(expected(model, PROMPTS, RESPONSES), abs=1e-5)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=300) == 0
+        assert served.stop() == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    remaining = []
-    while not lines.empty():
-        remaining.append(lines.get())
-    assert any("server stopped" in line for line in remaining)
+        served.kill()
+    assert any("server stopped" in line for line in served.seen)
+    assert not any("Traceback" in line or "uvicorn" in line.lower() for line in served.seen)  # no library noise
+
+
+def test_workers_each_serve_with_their_own_model_and_share_metrics(rm_dir, model):
+    served = Served(["--model", str(rm_dir), "--port", "0", "--workers", "2", "--threads", "1"])
+    try:
+        pids, health_requests = set(), 0
+        for _ in range(300):  # fresh connections until both workers have answered (bounded)
+            pids.add(call(served.url, "GET", "/health")[2]["pid"])
+            health_requests += 1
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2 and served.process.pid not in pids
+        client = RewardClient(served.url)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            replies = list(pool.map(lambda i: client.score(PROMPTS[i % 3:], RESPONSES[i % 3:]), range(24)))
+        for i, rewards in enumerate(replies):
+            assert rewards == pytest.approx(expected(model, PROMPTS[i % 3:], RESPONSES[i % 3:]), abs=1e-5)
+        text = call(served.url, "GET", "/metrics")[2]  # whichever worker answers counts for both
+        assert metric(text, "rewardkit_requests_total", endpoint="/health", status="200") == health_requests
+        assert metric(text, "rewardkit_requests_total", endpoint="/score", status="200") == 24
+        assert metric(text, "rewardkit_sequences_scored_total") == sum(len(r) for r in replies)
+        assert served.stop() == 0
+    finally:
+        served.kill()
+    assert sum("server stopped" in line for line in served.seen) == 2

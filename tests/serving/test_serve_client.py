@@ -7,6 +7,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from rewardkit.client import RewardClient, RewardServerError, make_reward_fn
@@ -74,7 +75,7 @@ def test_connection_errors_surface_after_the_last_retry():
         client = RewardClient(f"http://127.0.0.1:{port}", max_retries=2, **FAST_RETRIES)
         with pytest.raises(RewardServerError, match="after 3 attempts") as caught:
             client.score(["a"], ["b"])
-        assert caught.value.status is None and isinstance(caught.value.__cause__, ConnectionError)
+        assert caught.value.status is None and isinstance(caught.value.__cause__, httpx.ConnectError)
         with pytest.raises(RewardServerError, match="after 3 attempts"):
             asyncio.run(client.ascore(["a"], ["b"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,7 +62,7 @@ def test_get_reward_strips_padding_and_accepts_query_only(server, model):
 def test_health_reports_the_model(server, rm_dir):
     status, _, body = call(server.url, "GET", "/health")
     assert status == 200
-    assert body == {"status": "ok", "model": str(rm_dir), "max_length": 64, "normalized": True,
+    assert body == {"status": "ok", "pid": os.getpid(), "model": str(rm_dir), "max_length": 64, "normalized": True,
                     "max_batch_size": 32, "strict": False}
 
 
@@ -69,14 +70,14 @@ def test_metrics_in_prometheus_text_format(server):
     call(server.url, "POST", "/score", {"prompts": PROMPTS[:1], "responses": RESPONSES[:1]})
     call(server.url, "POST", "/score", {"prompts": []})
     status, headers, text = call(server.url, "GET", "/metrics")
-    assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert status == 200 and headers["content-type"].startswith("text/plain; version=")
     assert metric(text, "rewardkit_requests_total", endpoint="/score", status="200") >= 1
     assert metric(text, "rewardkit_requests_total", endpoint="/score", status="422") >= 1
     assert metric(text, "rewardkit_request_duration_seconds_count", endpoint="/score") >= 2
     assert batch_count(text, 1) >= 1
     assert "# TYPE rewardkit_batch_size histogram" in text
     assert 'rewardkit_batch_size_bucket{le="+Inf"}' in text
-    assert "# TYPE rewardkit_queue_depth gauge" in text and "rewardkit_queue_depth 0" in text
+    assert "# TYPE rewardkit_queue_depth gauge" in text and metric(text, "rewardkit_queue_depth") == 0
     assert metric(text, "rewardkit_sequences_scored_total") >= 1
 
 
@@ -84,13 +85,16 @@ def test_keep_alive_connection_serves_several_requests(server, model):
     parts = urlsplit(server.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     try:
+        sockets = []
         for i in range(3):
             body = json.dumps({"prompts": PROMPTS[i:], "responses": RESPONSES[i:]}).encode()
             connection.request("POST", "/score", body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             assert response.status == 200, i
-            assert response.getheader("Connection") == "keep-alive"
+            assert response.getheader("Connection") is None  # HTTP/1.1: open unless "close" is said
             assert json.loads(response.read())["rewards"] == pytest.approx(
                 expected(model, PROMPTS[i:], RESPONSES[i:]), abs=1e-5)
+            sockets.append(connection.sock)
+        assert sockets[0] is not None and sockets[0] is sockets[1] is sockets[2]  # one connection served all three
     finally:
         connection.close()

@@ -144,7 +144,7 @@ def test_config_from_yaml_with_overrides_and_unknown_keys(tmp_path):
     path.write_text("model: sft\nlearnin_rate: 1\n")
     with pytest.raises(RewardkitError, match="unknown option\\(s\\) learnin_rate"):
         TrainConfig.from_yaml(path)
-    with pytest.raises(RewardkitError, match="invalid batch_size"):
+    with pytest.raises(RewardkitError, match=r"--batch-size must be >= 1 \(got 0\)"):
         TrainConfig(model="m", data=["d"], batch_size=0).validate()
 
 

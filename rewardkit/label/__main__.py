@@ -1,0 +1,3 @@
+from rewardkit.label.cli import main
+
+raise SystemExit(main())
