@@ -1,7 +1,7 @@
 """Items to rank from a policy: sample K responses per prompt from a Hugging Face causal LM checkpoint.
 
 The prompt is rendered as the reward model will see it (`rewardkit.data.tokenize.render`: the chat template for
-chat messages, when the tokenizer has one), responses come from `rewardkit.rl.sampling` with one seeded stream,
+chat messages, when the tokenizer has one), responses come from `rewardkit.lm` with one seeded stream,
 and an empty response or a repeat of one already drawn for the same prompt is drawn again (a labeller cannot
 rank two identical answers, and the data loaders refuse them).
 """
@@ -104,7 +104,7 @@ def generate_items(config: GenerateConfig, prompts: list[Prompt], progress: bool
     import torch
     from tqdm.auto import tqdm
 
-    from rewardkit.rl.sampling import sample_responses
+    from rewardkit.lm import sample_responses
 
     config.validate()
     model, tokenizer = load_policy(config.policy, config.device)
