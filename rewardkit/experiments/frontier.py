@@ -27,15 +27,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import machine_timings, to_json
 from rewardkit.demo.ppo_runs import worker_pool
+from rewardkit.experiments.common import experiment_run, seed_consoles, value
 from rewardkit.experiments.worlds import build_world, held_out_prompts
 from rewardkit.model import RewardModel
-from rewardkit.progress import Console, quiet_libraries
+from rewardkit.progress import Console
 from rewardkit.rl import GRPOConfig, PPOConfig, RLOOConfig, train_grpo, train_ppo, train_rloo
 from rewardkit.rl.curves import summarize_curve
 from rewardkit.rl.evaluation import HeldOutEvaluation
@@ -94,26 +94,18 @@ class FrontierConfig:
 
 def run_frontier(config: FrontierConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed's world and every method's run; writes results.json and timings.json; returns the results."""
-    output_dir, console = Path(output_dir), console or Console()
-    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
-        raise ValueError(f"seeds must be distinct and at least one, got {config.seeds}")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: see run_demo
-    pool = worker_pool(config.workers)
+    console = console or Console()
     runs, timings = [], {}
-    try:
-        with quiet_libraries():
-            for number, seed in enumerate(config.seeds, 1):
-                seed_console = Console(console.enabled, console.stream,
-                                       prefix=f"[seed {seed}, {number} of {len(config.seeds)}] ")
+    with experiment_run(config.seeds, output_dir) as output_dir:
+        pool = worker_pool(config.workers)
+        try:
+            for seed, seed_console in seed_consoles(config.seeds, console):
                 run, seconds = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console, pool)
                 runs.append(run)
                 timings[str(seed)] = seconds
-    finally:
-        if pool is not None:
-            pool.shutdown()
-        torch.set_num_threads(threads)
+        finally:
+            if pool is not None:
+                pool.shutdown()
     results = combine(runs, config)
     (output_dir / "results.json").write_text(to_json(results))
     (output_dir / "timings.json").write_text(json.dumps(machine_timings(timings) | {"workers": config.workers},
@@ -197,16 +189,12 @@ def gold_at_matched_kl(points: list[dict], baseline: list[dict]) -> dict:
     interpolated linearly in √KL; None when that √KL lies beyond the baseline's reach). Point values only."""
     end = points[-1]
     d = np.array([p["sqrt_kl"] for p in baseline])
-    gold = np.array([_value(p["gold"]) for p in baseline])
+    gold = np.array([value(p["gold"]) for p in baseline])
     order = np.argsort(d)
     inside = d.min() <= end["sqrt_kl"] <= d.max()
     reference = float(np.interp(end["sqrt_kl"], d[order], gold[order])) if inside else None
-    return {"sqrt_kl": end["sqrt_kl"], "gold": _value(end["gold"]), "baseline_gold": reference,
-            "difference": None if reference is None else _value(end["gold"]) - reference}
-
-
-def _value(entry) -> float:
-    return entry["value"] if isinstance(entry, dict) else float(entry)
+    return {"sqrt_kl": end["sqrt_kl"], "gold": value(end["gold"]), "baseline_gold": reference,
+            "difference": None if reference is None else value(end["gold"]) - reference}
 
 
 def combine(runs: list[dict], config: FrontierConfig) -> dict:

@@ -63,6 +63,7 @@ def summary_lines(results: dict) -> list[str]:
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
+    from rewardkit.experiments.common import save_report, value
     from rewardkit.experiments.frontier_plots import plot_frontier
     from rewardkit.reporting import Document
     from rewardkit.rl.statistics import Estimate
@@ -75,8 +76,8 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     world = results["world"]
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}: each an independent demo world (SFT policy, biased noisy "
-        f"labeller, RM from SFT on {_number(world['train_comparisons']):,.0f} comparisons, held-out accuracy "
-        f"{_number(world['reward_model']['accuracy']):.1%} against labels). Every method runs {config['rl_steps']} "
+        f"labeller, RM from SFT on {value(world['train_comparisons']):,.0f} comparisons, held-out accuracy "
+        f"{value(world['reward_model']['accuracy']):.1%} against labels). Every method runs {config['rl_steps']} "
         f"steps of {config['rl_batch_size']} responses (the same sample budget; RLOO and GRPO: "
         f"{config['rl_batch_size'] // config['group_size']} prompts x k = {config['group_size']}) with PPO's update "
         f"schedule, and is evaluated on {setup['ppo_eval_samples']} fresh samples for each of "
@@ -108,14 +109,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
         f"{timings['cpu']}, {timings['cpu_count']} CPUs, 1 torch thread per run, {timings['workers']} runs side by "
         f"side (their times include sharing the cores); load average {timings['load_average']}; total "
         f"{timings['total']:.0f} s. Training time excludes the held-out evaluations.")
-    files = {"markdown": output / "report.md", "html": output / "report.html"}
-    files["markdown"].write_text(document.to_markdown())
-    files["html"].write_text(document.to_html())
-    return files
-
-
-def _number(value) -> float:
-    return value["value"] if isinstance(value, dict) else float(value)
+    return save_report(document, output)
 
 
 def _steps(results: dict) -> list[int]:

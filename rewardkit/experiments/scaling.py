@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import machine_timings, to_json
+from rewardkit.experiments.common import experiment_run, seed_consoles
 from rewardkit.experiments.worlds import build_world, held_out_prompts, train_reward_model
 from rewardkit.model import RewardModel
-from rewardkit.progress import Console, quiet_libraries
+from rewardkit.progress import Console
 from rewardkit.rl import BestOfNConfig
 from rewardkit.rl.best_of_n import sample_and_score
 from rewardkit.rl.curves import OptimizationCurve, summarize_curve
@@ -64,25 +64,15 @@ def backbone_config(setup: DemoConfig, hidden_size: int) -> SFTConfig:
 
 def run_scaling(config: ScalingConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed's cells; writes results.json and timings.json; returns the results."""
-    output_dir, console = Path(output_dir), console or Console()
-    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
-        raise ValueError(f"seeds must be distinct and at least one, got {config.seeds}")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: see run_demo
+    console = console or Console()
     cells, worlds, timings = [], [], {}
-    try:
-        with quiet_libraries():
-            for number, seed in enumerate(config.seeds, 1):
-                seed_console = Console(console.enabled, console.stream,
-                                       prefix=f"[seed {seed}, {number} of {len(config.seeds)}] ")
-                started = time.perf_counter()
-                world_facts, seed_cells = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console)
-                cells += seed_cells
-                worlds.append(world_facts)
-                timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
-    finally:
-        torch.set_num_threads(threads)
+    with experiment_run(config.seeds, output_dir) as output_dir:
+        for seed, seed_console in seed_consoles(config.seeds, console):
+            started = time.perf_counter()
+            world_facts, seed_cells = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console)
+            cells += seed_cells
+            worlds.append(world_facts)
+            timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
     results = {"seeds": list(config.seeds), "config": config.to_dict(), "world": over_seeds(worlds),
                "cells": cells, "summary": summarize_cells(cells)}
     (output_dir / "results.json").write_text(to_json(results))

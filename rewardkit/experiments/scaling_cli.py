@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
+    from rewardkit.experiments.common import save_report, value
     from rewardkit.reporting import Document
     from rewardkit.rl.statistics import Estimate
 
@@ -73,11 +74,11 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
         "intervals over prompts per cell and t intervals over seeds in the table; held-out R² is leave-one-point-out.")
     rows = []
     for cell in results["summary"]:
-        rows.append([cell["hidden_size"], f"{_value(cell['parameters']):,.0f}", cell["data_prompts"],
+        rows.append([cell["hidden_size"], f"{value(cell['parameters']):,.0f}", cell["data_prompts"],
                      *(Estimate.from_dict(cell[key]).format(".3f")
                        for key in ("accuracy_vs_labels", "accuracy_vs_gold")),
                      *(Estimate.from_dict(cell[key]).format("+.2f") for key in ("alpha", "beta", "gain_at_peak")),
-                     f"{_value(cell['r2_cv']):.2f}"])
+                     f"{value(cell['r2_cv']):.2f}"])
     document.table(["hidden", "parameters", "training prompts", "accuracy vs labels", "accuracy vs gold", "α", "β",
                     "gold at peak (cross-fitted)", "held-out R²"], rows)
     for path, caption in plots:
@@ -85,20 +86,15 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     document.paragraph(f"{len(results['cells'])} fitted cells (one per size, data size and seed) are in results.json "
                        f"under \"cells\". Machine: {timings['cpu']}, load average {timings['load_average']}, total "
                        f"{timings['total']:.0f} s.")
-    files = {"markdown": output / "report.md", "html": output / "report.html"}
-    files["markdown"].write_text(document.to_markdown())
-    files["html"].write_text(document.to_html())
-    return files
+    return save_report(document, output)
 
-
-def _value(entry) -> float:
-    return entry["value"] if isinstance(entry, dict) else float(entry)
 
 
 def plot_scaling(results: dict, plots_dir: Path) -> list[tuple[Path, str]]:
     """Each panel's statistic against log parameters (a line per data size) and against log data (a line per
     RM size), bands over seeds."""
     from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.experiments.common import value
 
     summary, written = results["summary"], []
     for x_key, line_key, x_label, name in (("parameters", "data_prompts", "RM parameters", "scaling_parameters.png"),
@@ -107,8 +103,8 @@ def plot_scaling(results: dict, plots_dir: Path) -> list[tuple[Path, str]]:
         fig, axes = plt.subplots(1, len(PANELS), figsize=(4.0 * len(PANELS), 3.6))
         for ax, (key, title) in zip(axes, PANELS, strict=True):
             for line in sorted({cell[line_key] for cell in summary}):
-                cells = sorted((c for c in summary if c[line_key] == line), key=lambda c: _value(c[x_key]))
-                x = [_value(c[x_key]) for c in cells]
+                cells = sorted((c for c in summary if c[line_key] == line), key=lambda c: value(c[x_key]))
+                x = [value(c[x_key]) for c in cells]
                 values, low, high = series(cells, key)
                 ax.plot(x, values, "o-", markersize=3, label=f"{line_key.replace('_', ' ')} {line}")
                 if low is not None:
