@@ -3,6 +3,7 @@ written as Markdown and HTML."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,19 @@ def seed_consoles(seeds: Sequence[int], console: Console) -> Iterator[tuple[int,
     """Each seed with a console whose headings say which seed of how many ("[seed 1, 2 of 3] ...")."""
     for number, seed in enumerate(seeds, 1):
         yield seed, Console(console.enabled, console.stream, prefix=f"[seed {seed}, {number} of {len(seeds)}] ")
+
+
+def finished_seed(seed_dir: Path, config: dict) -> tuple[dict, dict | None] | None:
+    """(results, timings or None) of a seed an earlier run finished (seed_dir/results.json, whose "config", when it
+    has one, must equal `config` as JSON), else None."""
+    path = seed_dir / "results.json"
+    if not path.exists():
+        return None
+    results = json.loads(path.read_text())
+    if "config" in results and results["config"] != json.loads(json.dumps(config)):
+        return None
+    timings = seed_dir / "timings.json"
+    return results, json.loads(timings.read_text()) if timings.exists() else None
 
 
 def save_report(document: Document, output_dir: Path) -> dict[str, Path]:

@@ -32,7 +32,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import machine_timings, to_json
 from rewardkit.demo.ppo_runs import worker_pool
-from rewardkit.experiments.common import experiment_run, seed_consoles, value
+from rewardkit.experiments.common import experiment_run, finished_seed, seed_consoles, value
 from rewardkit.experiments.worlds import build_world, held_out_prompts
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
@@ -92,17 +92,25 @@ class FrontierConfig:
         return asdict(self)
 
 
-def run_frontier(config: FrontierConfig, output_dir: str | Path, console: Console | None = None) -> dict:
-    """Every seed's world and every method's run; writes results.json and timings.json; returns the results."""
+def run_frontier(config: FrontierConfig, output_dir: str | Path, console: Console | None = None,
+                 resume: bool = False) -> dict:
+    """Every seed's world and every method's run; writes results.json and timings.json; returns the results.
+    `resume`: a seed whose seed-N/results.json an earlier run with the same config finished is read, not rerun."""
     console = console or Console()
     runs, timings = [], {}
     with experiment_run(config.seeds, output_dir) as output_dir:
         pool = worker_pool(config.workers)
         try:
             for seed, seed_console in seed_consoles(config.seeds, console):
-                run, seconds = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console, pool)
+                finished = finished_seed(output_dir / f"seed-{seed}", config.to_dict()) if resume else None
+                if finished is not None:
+                    seed_console.print("finished by an earlier run: its results are reused")
+                    run, seconds = finished
+                else:
+                    run, seconds = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console, pool)
                 runs.append(run)
-                timings[str(seed)] = seconds
+                if seconds is not None:
+                    timings[str(seed)] = seconds
         finally:
             if pool is not None:
                 pool.shutdown()
@@ -129,12 +137,13 @@ def run_seed(config: FrontierConfig, seed: int, seed_dir: Path, console: Console
         else:
             futures = {m: pool.submit(run_method, m, *args) for m in methods}
             outcomes = {m: futures[m].result() for m in methods}
-    results = {"seed": seed, "world": world_facts,
+    results = {"seed": seed, "config": config.to_dict(), "world": world_facts,
                "methods": {m.name: outcome["summary"] for m, outcome in outcomes.items()}}
     (seed_dir / "results.json").write_text(to_json(results))
     seconds = {m.name: outcome["seconds"] for m, outcome in outcomes.items()}
     seconds |= {"stages": console.seconds, "total": round(time.perf_counter() - started, 2)}
-    return results, seconds
+    (seed_dir / "timings.json").write_text(json.dumps(seconds, indent=2))
+    return json.loads(to_json(results)), seconds  # as written: a resumed run combines exactly the same numbers
 
 
 def run_method(method: Method, seed_dir: Path, config: FrontierConfig, seed: int, progress: bool) -> dict:

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="independent worlds and runs for the intervals (0 1 2)")
     p.add_argument("--steps", type=int, help="optimizer steps of every method (150; --quick: 40)")
     p.add_argument("--workers", type=int, help="runs side by side in worker processes (2; 1: in this process)")
+    p.add_argument("--resume", action="store_true", help="reuse the seeds an earlier run with the same settings "
+                   "finished in --output (e.g. after a timeout)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(args.progress)
     console.print(f"KL frontier: {len(config.methods())} methods x {len(config.seeds)} seeds, "
                   f"{config.rl_steps} steps of {config.rl_batch_size} responses each")
-    results = run_frontier(config, output, console)
+    results = run_frontier(config, output, console, resume=args.resume)
     files = write_report(results, json.loads((output / "timings.json").read_text()), output)
     for line in summary_lines(results):
         print(f"- {line}")
@@ -107,8 +109,9 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     document.heading("Machine")
     document.paragraph(
         f"{timings['cpu']}, {timings['cpu_count']} CPUs, 1 torch thread per run, {timings['workers']} runs side by "
-        f"side (their times include sharing the cores); load average {timings['load_average']}; total "
-        f"{timings['total']:.0f} s. Training time excludes the held-out evaluations.")
+        f"side (their times include sharing the cores); load average {timings['load_average']}; "
+        f"{timings['total']:.0f} s for seed(s) {', '.join(timings['seconds']) or '–'} (a seed reused with --resume "
+        "from a run that kept no timings is not counted). Training time excludes the held-out evaluations.")
     return save_report(document, output)
 
 
@@ -118,7 +121,7 @@ def _steps(results: dict) -> list[int]:
 
 def _training_seconds(timings: dict, name: str) -> str:
     values = [seed[name]["training"] for seed in timings["seconds"].values()]
-    return f"{sum(values) / len(values):.0f}"
+    return f"{sum(values) / len(values):.0f}" if values else "–"
 
 
 EXPERIMENT = Experiment(

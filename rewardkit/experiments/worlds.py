@@ -8,6 +8,7 @@ the reward model trained on them from the SFT checkpoint (`rewardkit.demo`'s sta
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,16 +58,23 @@ def build_world(config: DemoConfig, seed_dir: Path, console: Console, reward_mod
 def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_dir: Path, config: DemoConfig,
                        console: Console, random_init: bool = False, seed: int | None = None,
                        description: str = "RM") -> dict:
-    """One RM on `data` with the demo's RM settings (epochs, batch, learning rate); returns its held-out accuracy
-    against the labels and its steps. `seed` defaults to the demo's RM stream."""
-    num_groups = sum(1 for line in data.read_text().splitlines() if line.strip())
-    steps = max(20, int(config.rm_epochs * math.ceil(num_groups / config.rm_batch_size)))
-    comparisons = load_preferences(data, format="ranking").num_comparisons
+    """One RM on `data` (rankings, or pairs) with the demo's RM settings (epochs, prompts per step, learning rate);
+    returns its held-out accuracy against the labels and its steps. `seed` defaults to the demo's RM stream.
+
+    Pairs are batched by prompt as rankings are: a step holds `rm_batch_size` prompts' worth of pairs, so the same
+    comparisons as rankings or as pairs give the same number of steps."""
+    records = [json.loads(line) for line in data.read_text().splitlines() if line.strip()]
+    data_format = "ranking" if "ranking" in records[0] else "pairs"
+    groups = len(records) if data_format == "ranking" else len({record["prompt"] for record in records})
+    batch_size = config.rm_batch_size * (1 if data_format == "ranking" else math.ceil(len(records) / groups))
+    steps = max(20, int(config.rm_epochs * math.ceil(groups / config.rm_batch_size)))
+    comparisons = load_preferences(data, format=data_format).num_comparisons
     bar = console.bar(steps, f"{description}, {comparisons:,} comparisons, seed {config.seed}")
     result = train(TrainConfig(
-        model=str(model), data=[str(data)], eval_data=[str(eval_data)], format="ranking", output_dir=str(output_dir),
-        random_init=random_init, batch_size=config.rm_batch_size, learning_rate=config.rm_learning_rate,
-        warmup_ratio=0.05, seed=config.stage_seed("rm") if seed is None else seed, max_steps=steps,
+        model=str(model), data=[str(data)], eval_data=[str(eval_data)], format=data_format,
+        output_dir=str(output_dir), random_init=random_init, batch_size=batch_size,
+        learning_rate=config.rm_learning_rate, warmup_ratio=0.05,
+        seed=config.stage_seed("rm") if seed is None else seed, max_steps=steps,
         eval_steps=10**9, save_steps=10**9, logging_steps=10, progress_bar=False,
     ), callbacks=[lambda step, metrics, model: bar.update(loss=f"{metrics['loss']:.3f}")])
     bar.close()

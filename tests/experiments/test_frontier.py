@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from rewardkit.experiments.common import finished_seed
 from rewardkit.experiments.frontier import BASELINE, FrontierConfig, gold_at_matched_kl, run_frontier
 from rewardkit.experiments.frontier_cli import write_report
 from rewardkit.progress import Console
@@ -68,6 +69,19 @@ def test_report_and_plots(frontier, tmp_path):
     for png in ("frontier.png", "frontier_proxy.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     assert files["html"].exists()
+
+
+def test_resume_reuses_finished_seeds_and_only_with_the_same_config(frontier, tmp_path):
+    output, results = frontier
+    before = {seed: (output / f"seed-{seed}" / "results.json").stat().st_mtime_ns for seed in CONFIG.seeds}
+    written = (output / "results.json").read_text()
+    with one_thread():
+        again = run_frontier(CONFIG, output, Console(enabled=False), resume=True)
+    assert again == results and (output / "results.json").read_text() == written
+    assert before == {seed: (output / f"seed-{seed}" / "results.json").stat().st_mtime_ns for seed in CONFIG.seeds}
+    assert finished_seed(output / "seed-0", CONFIG.to_dict()) is not None
+    assert finished_seed(output / "seed-0", replace(CONFIG, rl_steps=5).to_dict()) is None
+    assert finished_seed(tmp_path, CONFIG.to_dict()) is None
 
 
 def test_gold_at_matched_kl_interpolates_the_baseline_in_sqrt_kl():
