@@ -31,4 +31,11 @@ def _scaling() -> Experiment:
     return scaling_cli.EXPERIMENT
 
 
-EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"frontier": _frontier, "scaling": _scaling}
+def _ensembles() -> Experiment:
+    from rewardkit.experiments import ensembles_cli
+
+    return ensembles_cli.EXPERIMENT
+
+
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"frontier": _frontier, "scaling": _scaling,
+                                                    "ensembles": _ensembles}

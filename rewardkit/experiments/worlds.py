@@ -69,9 +69,10 @@ def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_di
     batch_size = config.rm_batch_size * (1 if data_format == "ranking" else math.ceil(len(records) / groups))
     steps = max(20, int(config.rm_epochs * math.ceil(groups / config.rm_batch_size)))
     comparisons = load_preferences(data, format=data_format).num_comparisons
+    train_format = data_format if data_format == "ranking" else "auto"  # pairs to train on, rankings to validate on
     bar = console.bar(steps, f"{description}, {comparisons:,} comparisons, seed {config.seed}")
     result = train(TrainConfig(
-        model=str(model), data=[str(data)], eval_data=[str(eval_data)], format=data_format,
+        model=str(model), data=[str(data)], eval_data=[str(eval_data)], format=train_format,
         output_dir=str(output_dir), random_init=random_init, batch_size=batch_size,
         learning_rate=config.rm_learning_rate, warmup_ratio=0.05,
         seed=config.stage_seed("rm") if seed is None else seed, max_steps=steps,

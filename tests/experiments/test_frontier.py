@@ -18,8 +18,8 @@ from rewardkit.rl.statistics import NOT_RESOLVED
 from tests.conftest import one_thread
 from tests.demo.conftest import TINY
 
-CONFIG = FrontierConfig(seeds=(0, 1), setup=TINY, rl_steps=4, rl_batch_size=8, rl_learning_rate=1e-3,
-                        checkpoints=2, workers=1, adaptive_kl_horizon=64)
+CONFIG = FrontierConfig(seeds=(0, 1), setup=TINY, ppo_betas=(0.0, 0.05), rl_steps=4, rl_batch_size=8,
+                        rl_learning_rate=1e-3, checkpoints=2, workers=1, adaptive_kl_horizon=64)
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +30,17 @@ def frontier(tmp_path_factory):
     return output, results
 
 
+def test_the_sweep_holds_every_beta_the_controller_rloo_and_grpo():
+    names = [m.name for m in FrontierConfig().methods()]
+    assert names == ["PPO β=0", "PPO β=0.01", "PPO β=0.02", "PPO β=0.05", "PPO β=0.1", "PPO adaptive (KL target 4)",
+                     "RLOO k=4 β=0.05", "GRPO k=4 β=0.04"]
+    assert FrontierConfig.quick().methods() == FrontierConfig().methods()  # --quick: the same methods, smaller
+
+
 def test_every_method_of_every_seed_is_evaluated_at_the_same_steps(frontier):
     output, results = frontier
     names = [m.name for m in CONFIG.methods()]
-    assert names[:5] == ["PPO β=0", "PPO β=0.01", "PPO β=0.02", "PPO β=0.05", "PPO β=0.1"]
-    assert any("adaptive" in n for n in names) and any(n.startswith("RLOO") for n in names)
-    assert any(n.startswith("GRPO") for n in names)
-    assert list(results["methods"]) == names
+    assert list(results["methods"]) == names and len(names) == 5
     for seed in CONFIG.seeds:
         per_seed = json.loads((output / f"seed-{seed}" / "results.json").read_text())
         for name in names:
