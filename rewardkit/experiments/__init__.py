@@ -19,8 +19,14 @@ class Experiment:
     run: Callable[[argparse.Namespace], int]
 
 
+def _prm() -> Experiment:
+    from rewardkit.experiments import prm_cli  # argparse only: --help stays fast
+
+    return prm_cli.EXPERIMENT
+
+
 def _frontier() -> Experiment:
-    from rewardkit.experiments import frontier_cli  # argparse only: --help stays fast
+    from rewardkit.experiments import frontier_cli
 
     return frontier_cli.EXPERIMENT
 
@@ -37,5 +43,5 @@ def _ensembles() -> Experiment:
     return ensembles_cli.EXPERIMENT
 
 
-EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"frontier": _frontier, "scaling": _scaling,
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"prm": _prm, "frontier": _frontier, "scaling": _scaling,
                                                     "ensembles": _ensembles}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
@@ -28,5 +29,9 @@ class RewardBackbone(Protocol):
     def is_decoder(self) -> bool: ...
 
     def __call__(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, share_prefix: bool | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        share_prefix: bool | None = None,
+        reward_positions: Sequence[Sequence[int]] | None = None,
     ) -> torch.Tensor: ...

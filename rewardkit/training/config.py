@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from rewardkit.data.options import DataOptions
+from rewardkit.data.options import StepDataOptions
 from rewardkit.errors import RewardkitError
 from rewardkit.fields import option, validate_fields
 
@@ -17,9 +17,10 @@ LR_SCHEDULES = ("cosine", "linear", "constant")
 
 
 @dataclass
-class TrainConfig(DataOptions):
-    """A training run. The data options (format, skip_bad_records, columns, max_length) come from `DataOptions`,
-    shared with every command that reads data; each field's metadata is also its `rewardkit train` option."""
+class TrainConfig(StepDataOptions):
+    """A training run. The data options (format, skip_bad_records, columns, max_length) come from
+    `StepDataOptions` (`DataOptions`, shared with every command that reads data, plus the step formats); each
+    field's metadata is also its `rewardkit train` option."""
 
     # What to train on and where to write it
     model: str = option("", "SFT causal LM: local directory or Hugging Face model id")
@@ -31,6 +32,10 @@ class TrainConfig(DataOptions):
     eval_fraction: float = option(0.05, "share of training prompts held out when there is no --eval-data",
                                   at_least=0, below=1)
     random_init: bool = option(False, "same architecture, random weights (the demo's SFT-vs-scratch comparison)")
+    objective: str = option("auto", "bradley_terry (preferences -> outcome RM), steps (step labels -> process RM); "
+                            "auto: steps for step data", choices=("auto", "bradley_terry", "steps"))
+    neutral_steps: str = option("positive", "PRM800K's neutral (0) ratings count as positive, negative, or are "
+                                "ignored (unlabelled)", choices=("positive", "negative", "ignore"))
 
     # Optimisation
     epochs: float = option(1.0, "passes over the training data", above=0)
