@@ -107,7 +107,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
 EXPERIMENT = Experiment(
     help="pretrain vs fine-tune (bootstrap) ensembles and 25%% label flips: best-of-n gold at high KL vs one RM",
     description="Build reward-model ensembles as Eisenstein et al. (differently seeded pretraining) and Coste et al. "
-    "(bootstrap resamples, 25%% label noise) did, re-rank one shared best-of-n sample set with each, and compare "
+    "(bootstrap resamples, 25% label noise) did, re-rank one shared best-of-n sample set with each, and compare "
     "gold at the largest n with a single RM, with intervals over seeds.",
     add_arguments=add_arguments,
     run=run,

@@ -60,3 +60,20 @@ def test_report_and_plot(ensembles, tmp_path):
     text = files["markdown"].read_text()
     assert all(label_set in text for label_set in LABEL_SETS) and "pretrain ensemble min" in text
     assert (tmp_path / "plots" / "ensembles.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_help_lists_every_experiment_and_bad_members_get_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rewardkit", "experiment", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    listing = cli("--help")
+    assert listing.returncode == 0
+    assert all(name in listing.stdout for name in ("prm", "frontier", "scaling", "ensembles"))
+    assert "25% label flips" in listing.stdout
+    bad = cli("ensembles", "--members", "1", "--output", str(tmp_path / "out"))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "rewardkit: error: --members must be at least 2, got 1"
