@@ -231,7 +231,7 @@ def combine(runs: list[dict], config: FrontierConfig) -> dict:
 
 def _matched_verdict(name: str, estimate: Estimate | None) -> str:
     if estimate is None:
-        return f"{NOT_RESOLVED} (fewer than 2 seeds where PPO β=0 reached the same KL)"
+        return f"{NOT_RESOLVED} (an interval needs a matched point on 2 or more seeds)"
     if estimate.above(0.0):
         return f"{name} ends above PPO β=0's frontier at the same KL: more than early stopping"
     if estimate.below(0.0):

@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     files = write_report(results, json.loads((output / "timings.json").read_text()), output)
     for line in summary_lines(results):
         print(f"- {line}")
-    total = json.loads((output / "timings.json").read_text())["total"]
-    print(f"report: {files['markdown']} (and report.html, plots/, results.json) in {format_seconds(total)}")
+    timings = json.loads((output / "timings.json").read_text())
+    took = f" in {format_seconds(timings['total'])}" if timings["seconds"] else ""
+    print(f"report: {files['markdown']} (and report.html, plots/, results.json){took}")
     return 0
 
 
@@ -60,7 +61,10 @@ def summary_lines(results: dict) -> list[str]:
     for name, method in results["methods"].items():
         gold = Estimate.from_dict(method["end"]["gold"]).format()
         lines.append(f"{name}: gold at the end {gold} at √KL {method['end']['sqrt_kl']:.2f}")
-    lines += [entry["verdict"] for entry in results["matched_kl_vs_ppo_beta_0"].values()]
+    lines += [f"{name} at matched KL: {entry['verdict']}" for name, entry in results["matched_kl_vs_ppo_beta_0"].items()
+              if not entry["verdict"].startswith(name)]
+    lines += [entry["verdict"] for name, entry in results["matched_kl_vs_ppo_beta_0"].items()
+              if entry["verdict"].startswith(name)]
     return lines
 
 
@@ -103,9 +107,11 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     matched_rows = []
     for name, entry in results["matched_kl_vs_ppo_beta_0"].items():
         difference = Estimate.from_dict(entry["difference"]).format() if entry["difference"] else "–"
-        matched_rows.append([name, difference, entry["seeds_within_reach"], entry["verdict"]])
-    document.table(["method", "gold minus PPO β=0 at the same KL", "seeds within β=0's reach", "verdict"],
-                   matched_rows)
+        per_seed = ", ".join("–" if row["difference"] is None else f"{row['difference']:+.2f}"
+                             for row in entry["per_seed"])
+        matched_rows.append([name, difference, per_seed, entry["seeds_within_reach"], entry["verdict"]])
+    document.table(["method", "gold minus PPO β=0 at the same KL", "per seed", "seeds within β=0's reach",
+                    "verdict"], matched_rows)
     document.heading("Machine")
     document.paragraph(
         f"{timings['cpu']}, {timings['cpu_count']} CPUs, 1 torch thread per run, {timings['workers']} runs side by "

@@ -30,7 +30,11 @@ def plot_frontier(results: dict, plots_dir: Path) -> dict[str, Path]:
                 ax.fill_between(x, low, high, color=colour, alpha=0.12, linewidth=0)
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set(xlabel="√KL(π ‖ π_SFT) on held-out prompts (√nats)", ylabel=label,
-               title=f"{metric.capitalize()} against √KL, mean over seeds {', '.join(map(str, results['seeds']))}")
+               title=f"{metric.capitalize()} against √KL, {_seeds(results['seeds'])}")
         ax.legend(fontsize=7, ncol=2)
         paths[key] = _save(fig, plots_dir / f"{'frontier' if key == 'frontier' else 'frontier_proxy'}.png")
     return paths
+
+
+def _seeds(seeds: list[int]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over seeds {', '.join(map(str, seeds))}"
