@@ -43,5 +43,11 @@ def _ensembles() -> Experiment:
     return ensembles_cli.EXPERIMENT
 
 
+def _length() -> Experiment:
+    from rewardkit.experiments import length_control_cli
+
+    return length_control_cli.EXPERIMENT
+
+
 EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"prm": _prm, "frontier": _frontier, "scaling": _scaling,
-                                                    "ensembles": _ensembles}
+                                                    "ensembles": _ensembles, "length": _length}
