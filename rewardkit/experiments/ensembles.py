@@ -20,24 +20,21 @@ seeds with t intervals; a verdict only where the interval excludes 0.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from rewardkit.demo.config import DemoConfig
-from rewardkit.demo.pipeline import machine_timings, to_json
+from rewardkit.demo.pipeline import to_json
 from rewardkit.ensemble import RewardEnsemble
 from rewardkit.ensemble.bootstrap import bootstrap_indices
-from rewardkit.experiments.common import experiment_run, seed_consoles
-from rewardkit.experiments.worlds import build_world, held_out_prompts, train_reward_model
+from rewardkit.experiments.common import difference_verdict, run_seeds, write_results
+from rewardkit.experiments.worlds import best_of_n_curve, build_world, shared_samples, train_reward_model
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
-from rewardkit.rl import BestOfNConfig
-from rewardkit.rl.best_of_n import sample_and_score
-from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
-from rewardkit.rl.statistics import NOT_RESOLVED, over_seeds, t_interval
+from rewardkit.rl.curves import paired_difference, summarize_curve
+from rewardkit.rl.statistics import over_seeds
 from rewardkit.world import save_policy, train_sft_policy, write_rankings
 
 SINGLE = "single RM"
@@ -76,16 +73,10 @@ def flip_pairs(records: list[dict], share: float, seed: int) -> list[dict]:
 
 def run_ensembles(config: EnsemblesConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed; writes results.json and timings.json; returns the results."""
-    console = console or Console()
-    runs, timings = [], {}
-    with experiment_run(config.seeds, output_dir) as output_dir:
-        for seed, seed_console in seed_consoles(config.seeds, console):
-            started = time.perf_counter()
-            runs.append(run_seed(config, seed, output_dir / f"seed-{seed}", seed_console))
-            timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
+    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
+                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
     results = combine(runs, config)
-    (output_dir / "results.json").write_text(to_json(results))
-    (output_dir / "timings.json").write_text(json.dumps(machine_timings(timings), indent=2))
+    write_results(output_dir, results, timings)
     return results
 
 
@@ -106,16 +97,7 @@ def run_seed(config: EnsemblesConfig, seed: int, seed_dir: Path, console: Consol
             model, tokenizer = train_sft_policy(built.world, sft, progress=console.enabled)
             save_policy(model, tokenizer, built.world, str(backbones[-1]))
 
-    prompts = held_out_prompts(built.world, setup)
-    with console.stage("Best-of-n samples", f"{len(prompts)} held-out prompts x {setup.bon_samples} samples"):
-        bon = BestOfNConfig(n_max=setup.bon_n_max, num_samples=setup.bon_samples, max_new_tokens=setup.max_new_tokens,
-                            sample_batch_size=1024, score_batch_size=4096, seed=setup.stage_seed("best-of-n"),
-                            progress=console.enabled)
-        responses, scores = sample_and_score(built.policy, built.tokenizer, prompts, {"gold": built.world.gold_reward},
-                                             setup.bon_samples, bon)
-    flat_prompts = [p for p, texts in zip(prompts, responses, strict=True) for _ in texts]
-    flat_texts = [t for texts in responses for t in texts]
-    gold = scores["gold"]
+    samples = shared_samples(built, setup, console)
 
     results: dict = {"seed": seed}
     for label_set, data in zip(LABEL_SETS, (data_dir / "train.jsonl", noisy), strict=True):
@@ -131,13 +113,13 @@ def run_seed(config: EnsemblesConfig, seed: int, seed_dir: Path, console: Consol
                                      member_seed, setup, console)
                               for m, (backbone, member_data, member_seed) in enumerate(entries)]
                        for name, entries in runs.items()}
-        scorers = {SINGLE: members[SINGLE][0].score(flat_prompts, flat_texts, batch_size=1024)}
+        scorers = {SINGLE: members[SINGLE][0].score(samples.prompts, samples.texts, batch_size=1024)}
         for name in ("fine-tune ensemble", "pretrain ensemble"):
             ensemble = RewardEnsemble(members[name], lam=config.uwo_lambda)
             for how in AGGREGATIONS:
-                scorers[f"{name} {how}"] = ensemble.score(flat_prompts, flat_texts, batch_size=1024, aggregate=how)
-        curves = {name: OptimizationCurve.from_best_of_n(values.double().numpy().reshape(gold.shape), {"gold": gold},
-                                                         setup.bon_n_max) for name, values in scorers.items()}
+                scorers[f"{name} {how}"] = ensemble.score(samples.prompts, samples.texts, batch_size=1024,
+                                                          aggregate=how)
+        curves = {name: best_of_n_curve(samples, values.double().numpy(), setup) for name, values in scorers.items()}
         statistics = {"num_bootstrap": setup.bootstrap_samples, "seed": setup.stage_seed("bootstrap")}
         results[label_set] = {
             "best_of_n": {name: summarize_curve(curve, **statistics) for name, curve in curves.items()},
@@ -174,14 +156,8 @@ def combine(runs: list[dict], config: EnsemblesConfig) -> dict:
     results: dict = {"seeds": [run["seed"] for run in runs], "config": config.to_dict()}
     for label_set in LABEL_SETS:
         combined = over_seeds([run[label_set] for run in runs])
-        verdicts = {}
-        for name in combined["minus_single_at_n_max"]:
-            values = [run[label_set]["minus_single_at_n_max"][name]["value"] for run in runs]
-            if len(values) < 2:
-                verdicts[name] = f"{NOT_RESOLVED} (one seed)"
-                continue
-            estimate = t_interval(values)
-            verdicts[name] = ("raises gold at the largest n" if estimate.above(0.0) else
-                              "lowers gold at the largest n" if estimate.below(0.0) else NOT_RESOLVED)
+        verdicts = {name: difference_verdict([run[label_set]["minus_single_at_n_max"][name]["value"] for run in runs],
+                                             "raises gold at the largest n", "lowers gold at the largest n")
+                    for name in combined["minus_single_at_n_max"]}
         results[label_set] = combined | {"verdicts": verdicts}
     return results

@@ -30,9 +30,9 @@ import numpy as np
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardkit.demo.config import DemoConfig
-from rewardkit.demo.pipeline import machine_timings, to_json
+from rewardkit.demo.pipeline import to_json
 from rewardkit.demo.ppo_runs import worker_pool
-from rewardkit.experiments.common import experiment_run, finished_seed, seed_consoles, value
+from rewardkit.experiments.common import experiment_run, finished_seed, seed_consoles, value, write_results
 from rewardkit.experiments.worlds import build_world, held_out_prompts
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
@@ -115,9 +115,7 @@ def run_frontier(config: FrontierConfig, output_dir: str | Path, console: Consol
             if pool is not None:
                 pool.shutdown()
     results = combine(runs, config)
-    (output_dir / "results.json").write_text(to_json(results))
-    (output_dir / "timings.json").write_text(json.dumps(machine_timings(timings) | {"workers": config.workers},
-                                                        indent=2))
+    write_results(output_dir, results, timings, workers=config.workers)
     return results
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -33,16 +32,14 @@ import torch
 from torch import nn
 
 from rewardkit.demo.config import DemoConfig
-from rewardkit.demo.pipeline import machine_timings, to_json
-from rewardkit.experiments.common import experiment_run, seed_consoles
-from rewardkit.experiments.worlds import build_world, held_out_prompts
+from rewardkit.demo.pipeline import to_json
+from rewardkit.experiments.common import difference_verdict, run_seeds, write_results
+from rewardkit.experiments.worlds import best_of_n_curve, build_world, shared_samples
 from rewardkit.model import RewardModel
 from rewardkit.model.pooling import reward_coordinates
 from rewardkit.progress import Console
-from rewardkit.rl import BestOfNConfig
-from rewardkit.rl.best_of_n import sample_and_score
-from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
-from rewardkit.rl.statistics import NOT_RESOLVED, over_seeds, t_interval
+from rewardkit.rl.curves import paired_difference, summarize_curve
+from rewardkit.rl.statistics import over_seeds
 from rewardkit.world.ceilings import LENGTH_RULE, ceilings_and_baselines, held_out_pairs
 from rewardkit.world.features import response_length
 
@@ -157,16 +154,10 @@ def score_heads(model: TwoHeadRM, prompts: list[str], responses: list[str],
 
 def run_length_control(config: LengthControlConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed; writes results.json and timings.json; returns the results."""
-    console = console or Console()
-    runs, timings = [], {}
-    with experiment_run(config.seeds, output_dir) as output_dir:
-        for seed, seed_console in seed_consoles(config.seeds, console):
-            started = time.perf_counter()
-            runs.append(run_seed(config, seed, output_dir / f"seed-{seed}", seed_console))
-            timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
+    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
+                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
     results = combine(runs, config)
-    (output_dir / "results.json").write_text(to_json(results))
-    (output_dir / "timings.json").write_text(json.dumps(machine_timings(timings), indent=2))
+    write_results(output_dir, results, timings)
     return results
 
 
@@ -195,22 +186,12 @@ def run_seed(config: LengthControlConfig, seed: int, seed_dir: Path, console: Co
                     "ODIN quality head": float(np.corrcoef(odin_quality, lengths)[0, 1]),
                     "ODIN length head": float(np.corrcoef(odin_length, lengths)[0, 1])}
 
-    prompts = held_out_prompts(built.world, setup)
-    with console.stage("Best-of-n", f"{len(prompts)} held-out prompts x {setup.bon_samples} samples"):
-        bon = BestOfNConfig(n_max=setup.bon_n_max, num_samples=setup.bon_samples, max_new_tokens=setup.max_new_tokens,
-                            sample_batch_size=1024, score_batch_size=4096, seed=setup.stage_seed("best-of-n"),
-                            progress=console.enabled)
-        responses, sampled = sample_and_score(built.policy, built.tokenizer, prompts, {"gold": built.world.gold_reward},
-                                              setup.bon_samples, bon)
-        flat_prompts = [p for p, texts in zip(prompts, responses, strict=True) for _ in texts]
-        flat_texts = [t for texts in responses for t in texts]
-        gold = sampled["gold"]
-        rankers = {name: scorer(name, flat_prompts, flat_texts) for name in (PLAIN, ODIN)}
-        # ties between equal lengths broken at random, once per seed, the same for every n
-        jitter = np.random.default_rng(setup.stage_seed("length-ties")).random(len(flat_texts)) * 1e-3
-        rankers[LENGTH] = np.array(response_length(flat_texts), dtype=float) + jitter
-        curves = {name: OptimizationCurve.from_best_of_n(values.reshape(gold.shape), {"gold": gold}, setup.bon_n_max)
-                  for name, values in rankers.items()}
+    samples = shared_samples(built, setup, console)
+    rankers = {name: scorer(name, samples.prompts, samples.texts) for name in (PLAIN, ODIN)}
+    # ties between equal lengths broken at random, once per seed, the same for every n
+    jitter = np.random.default_rng(setup.stage_seed("length-ties")).random(len(samples.texts)) * 1e-3
+    rankers[LENGTH] = np.array(response_length(samples.texts), dtype=float) + jitter
+    curves = {name: best_of_n_curve(samples, values, setup) for name, values in rankers.items()}
     statistics = {"num_bootstrap": setup.bootstrap_samples, "seed": setup.stage_seed("bootstrap")}
     results = {
         "seed": seed,
@@ -227,14 +208,8 @@ def run_seed(config: LengthControlConfig, seed: int, seed_dir: Path, console: Co
 
 def combine(runs: list[dict], config: LengthControlConfig) -> dict:
     combined = over_seeds([{k: v for k, v in run.items() if k != "seed"} for run in runs])
-    verdicts = {}
-    for name in (PLAIN, LENGTH):
-        values = [run["odin_minus_at_n_max"][name]["value"] for run in runs]
-        if len(values) < 2:
-            verdicts[name] = f"{NOT_RESOLVED} (one seed)"
-            continue
-        estimate = t_interval(values)
-        verdicts[name] = (f"ODIN's quality head beats the {name} at the largest n" if estimate.above(0.0) else
-                          f"ODIN's quality head loses to the {name} at the largest n" if estimate.below(0.0) else
-                          NOT_RESOLVED)
+    verdicts = {name: difference_verdict([run["odin_minus_at_n_max"][name]["value"] for run in runs],
+                                         f"ODIN's quality head beats the {name} at the largest n",
+                                         f"ODIN's quality head loses to the {name} at the largest n")
+                for name in (PLAIN, LENGTH)}
     return {"seeds": [run["seed"] for run in runs], "config": config.to_dict(), **combined, "verdicts": verdicts}

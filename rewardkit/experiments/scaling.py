@@ -20,21 +20,23 @@ the combined ones in "summary".
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from rewardkit.demo.config import DemoConfig
-from rewardkit.demo.pipeline import machine_timings, to_json
-from rewardkit.experiments.common import experiment_run, seed_consoles
-from rewardkit.experiments.worlds import build_world, held_out_prompts, train_reward_model
+from rewardkit.demo.pipeline import to_json
+from rewardkit.experiments.common import run_seeds, write_results
+from rewardkit.experiments.worlds import (
+    SampleSet,
+    SeedWorld,
+    best_of_n_curve,
+    build_world,
+    shared_samples,
+    train_reward_model,
+)
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
-from rewardkit.rl import BestOfNConfig
-from rewardkit.rl.best_of_n import sample_and_score
-from rewardkit.rl.curves import OptimizationCurve, summarize_curve
+from rewardkit.rl.curves import summarize_curve
 from rewardkit.rl.statistics import over_seeds
 from rewardkit.world import SFTConfig, save_policy, train_sft_policy, write_rankings
 from rewardkit.world.ceilings import ceilings_and_baselines, held_out_pairs
@@ -64,26 +66,19 @@ def backbone_config(setup: DemoConfig, hidden_size: int) -> SFTConfig:
 
 def run_scaling(config: ScalingConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed's cells; writes results.json and timings.json; returns the results."""
-    console = console or Console()
-    cells, worlds, timings = [], [], {}
-    with experiment_run(config.seeds, output_dir) as output_dir:
-        for seed, seed_console in seed_consoles(config.seeds, console):
-            started = time.perf_counter()
-            world_facts, seed_cells = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console)
-            cells += seed_cells
-            worlds.append(world_facts)
-            timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
-    results = {"seeds": list(config.seeds), "config": config.to_dict(), "world": over_seeds(worlds),
-               "cells": cells, "summary": summarize_cells(cells)}
-    (output_dir / "results.json").write_text(to_json(results))
-    (output_dir / "timings.json").write_text(json.dumps(machine_timings(timings), indent=2))
+    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
+                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
+    cells = [cell for run in runs for cell in run["cells"]]
+    results = {"seeds": list(config.seeds), "config": config.to_dict(),
+               "world": over_seeds([run["world"] for run in runs]), "cells": cells, "summary": summarize_cells(cells)}
+    write_results(output_dir, results, timings)
     return results
 
 
-def run_seed(config: ScalingConfig, seed: int, seed_dir: Path, console: Console) -> tuple[dict, list[dict]]:
+def run_seed(config: ScalingConfig, seed: int, seed_dir: Path, console: Console) -> dict:
     setup = replace(config.setup, seed=seed)
     built = build_world(setup, seed_dir, console, reward_model=False)
-    world, policy, tokenizer = built.world, built.policy, built.tokenizer
+    world = built.world
     train_path = seed_dir / "data" / "train.jsonl"
     train_records = [json.loads(line) for line in train_path.read_text().splitlines() if line.strip()]
 
@@ -98,15 +93,7 @@ def run_seed(config: ScalingConfig, seed: int, seed_dir: Path, console: Console)
             model, lm_tokenizer = train_sft_policy(world, backbone_config(setup, size), progress=console.enabled)
             save_policy(model, lm_tokenizer, world, str(backbones[size]))
 
-    prompts = held_out_prompts(world, setup)
-    with console.stage("Best-of-n samples", f"{len(prompts)} held-out prompts x {setup.bon_samples} samples"):
-        bon = BestOfNConfig(n_max=setup.bon_n_max, num_samples=setup.bon_samples, max_new_tokens=setup.max_new_tokens,
-                            sample_batch_size=1024, score_batch_size=4096, seed=setup.stage_seed("best-of-n"),
-                            progress=console.enabled)
-        responses, scores = sample_and_score(policy, tokenizer, prompts, {"gold": world.gold_reward},
-                                             setup.bon_samples, bon)
-    flat_prompts = [p for p, texts in zip(prompts, responses, strict=True) for _ in texts]
-    flat_texts = [t for texts in responses for t in texts]
+    samples = shared_samples(built, setup, console)
 
     counts = sorted({min(len(train_records), max(8, round(f * len(train_records)))) for f in config.data_fractions})
     cells = []
@@ -125,22 +112,21 @@ def run_seed(config: ScalingConfig, seed: int, seed_dir: Path, console: Console)
                 model = RewardModel.from_pretrained(rm_dir).eval()
                 cell = {"seed": seed, "hidden_size": size, "parameters": sum(p.numel() for p in model.parameters()),
                         "data_prompts": count, "comparisons": trained["comparisons"]}
-                cell |= evaluate_cell(model, built, flat_prompts, flat_texts, scores["gold"], setup)
+                cell |= evaluate_cell(model, built, samples, setup)
                 cells.append(cell)
     (seed_dir / "cells.json").write_text(to_json(cells))
-    return built.facts, cells
+    return {"world": built.facts, "cells": cells}
 
 
-def evaluate_cell(model: RewardModel, built, flat_prompts: list[str], flat_texts: list[str], gold: np.ndarray,
-                  setup: DemoConfig) -> dict:
+def evaluate_cell(model: RewardModel, built: SeedWorld, samples: SampleSet, setup: DemoConfig) -> dict:
     """Accuracy against held-out labels and gold, and Gao's best-of-n fit on the shared samples."""
     name = "rm"
     val_scores = [model.score([r["prompt"]] * len(r["responses"]), r["responses"], batch_size=256).double().numpy()
                   for r in built.val_records]
     judges = ceilings_and_baselines(held_out_pairs(built.world, built.labeller, built.val_records,
                                                    {name: val_scores}), seed=setup.stage_seed("bootstrap"))["judges"]
-    proxy = model.score(flat_prompts, flat_texts, batch_size=1024).double().numpy().reshape(gold.shape)
-    curve = OptimizationCurve.from_best_of_n(proxy, {"gold": gold}, setup.bon_n_max)
+    curve = best_of_n_curve(samples, model.score(samples.prompts, samples.texts, batch_size=1024).double().numpy(),
+                            setup)
     summary = summarize_curve(curve, num_bootstrap=setup.bootstrap_samples, seed=setup.stage_seed("bootstrap"))
     return {"accuracy_vs_labels": judges[name]["vs_labels"], "accuracy_vs_gold": judges[name]["vs_gold"],
             "alpha": summary["fit"]["alpha"], "beta": summary["fit"]["beta"], "r2_cv": summary["fit"]["r2_cv"],

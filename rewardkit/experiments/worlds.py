@@ -20,6 +20,9 @@ from rewardkit.data import load_preferences
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import collect_preferences
 from rewardkit.progress import Console
+from rewardkit.rl import BestOfNConfig
+from rewardkit.rl.best_of_n import sample_and_score
+from rewardkit.rl.curves import OptimizationCurve
 from rewardkit.training import TrainConfig, train
 from rewardkit.world import Labeller, World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
 
@@ -81,6 +84,37 @@ def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_di
     bar.close()
     return {"comparisons": comparisons, "steps": result.steps,
             "accuracy": float((result.eval_metrics or {}).get("accuracy", np.nan))}
+
+
+@dataclass
+class SampleSet:
+    """N samples per held-out prompt from the SFT policy, flattened prompt by prompt, with their gold [P, N]."""
+
+    prompts: list[str]  # one per sample
+    texts: list[str]
+    gold: np.ndarray
+
+    def reshape(self, scores: np.ndarray) -> np.ndarray:
+        """A scorer's flat scores as [P, N], like `gold`."""
+        return np.asarray(scores).reshape(self.gold.shape)
+
+
+def shared_samples(built: SeedWorld, config: DemoConfig, console: Console) -> SampleSet:
+    """ONE best-of-n sample set for the seed's held-out prompts (`bon_samples` each), for every scorer to re-rank."""
+    prompts = held_out_prompts(built.world, config)
+    with console.stage("Best-of-n samples", f"{len(prompts)} held-out prompts x {config.bon_samples} samples"):
+        bon = BestOfNConfig(n_max=config.bon_n_max, num_samples=config.bon_samples,
+                            max_new_tokens=config.max_new_tokens, sample_batch_size=1024, score_batch_size=4096,
+                            seed=config.stage_seed("best-of-n"), progress=console.enabled)
+        responses, scores = sample_and_score(built.policy, built.tokenizer, prompts,
+                                             {"gold": built.world.gold_reward}, config.bon_samples, bon)
+    return SampleSet([p for p, texts in zip(prompts, responses, strict=True) for _ in texts],
+                     [t for texts in responses for t in texts], scores["gold"])
+
+
+def best_of_n_curve(samples: SampleSet, scores: np.ndarray, config: DemoConfig) -> OptimizationCurve:
+    """The gold curve of best-of-n ranked by `scores` (flat, one per sample), n up to `bon_n_max`."""
+    return OptimizationCurve.from_best_of_n(samples.reshape(scores), {"gold": samples.gold}, config.bon_n_max)
 
 
 def held_out_prompts(world: World, config: DemoConfig) -> list[str]:
