@@ -7,31 +7,25 @@ import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
+from rewardkit.experiments.options import add_shared_arguments, check_shared_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", default="experiment-frontier", help="directory for the report and artifacts")
-    p.add_argument("--quick", action="store_true", help="the demo's --quick world, 40 steps of 32 responses "
-                   "(about 10 minutes on 2 idle cores)")
-    p.add_argument("--seeds", type=int, nargs="+", help="independent worlds and runs for the intervals (0 1 2)")
+    add_shared_arguments(p, "frontier", "the demo's --quick world, 40 steps of 32 responses (about 10 minutes on 2 "
+                         "idle cores)", "independent worlds and runs for the intervals (0 1 2)")
     p.add_argument("--steps", type=int, help="optimizer steps of every method (150; --quick: 40)")
     p.add_argument("--workers", type=int, help="runs side by side in worker processes (2; 1: in this process)")
     p.add_argument("--resume", action="store_true", help="reuse the seeds an earlier run with the same settings "
                    "finished in --output (e.g. after a timeout)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise RewardkitError(f"--output {output} exists and is not a directory")
+    output = check_shared_arguments(args)
     for flag, value, least in (("--steps", args.steps, 1), ("--workers", args.workers, 1)):
         if value is not None and value < least:
             raise RewardkitError(f"{flag} must be at least {least}, got {value}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        raise RewardkitError(f"--seeds must be distinct, got {' '.join(map(str, args.seeds))}")
 
     from dataclasses import replace
 

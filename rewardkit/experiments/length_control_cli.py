@@ -7,23 +7,16 @@ import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
+from rewardkit.experiments.options import add_shared_arguments, check_shared_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", default="experiment-length", help="directory for the report and artifacts")
-    p.add_argument("--quick", action="store_true", help="the demo's --quick world, 128 best-of-n samples per prompt")
-    p.add_argument("--seeds", type=int, nargs="+", help="independent worlds for the intervals (0 1 2)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    add_shared_arguments(p, "length", "the demo's --quick world, 128 best-of-n samples per prompt")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rewardkit.errors import RewardkitError
 
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise RewardkitError(f"--output {output} exists and is not a directory")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        raise RewardkitError(f"--seeds must be distinct, got {' '.join(map(str, args.seeds))}")
+    output = check_shared_arguments(args)
 
     from dataclasses import replace
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
+from rewardkit.experiments.options import add_shared_arguments, check_shared_arguments
 
 PANELS = (("accuracy_vs_gold", "accuracy against gold"), ("accuracy_vs_labels", "accuracy against held-out labels"),
           ("alpha", "Gao α (best-of-n)"), ("beta", "Gao β (best-of-n)"), ("gain_at_peak", "gold at the peak "
@@ -14,27 +15,19 @@ PANELS = (("accuracy_vs_gold", "accuracy against gold"), ("accuracy_vs_labels", 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", default="experiment-scaling", help="directory for the report and artifacts")
-    p.add_argument("--quick", action="store_true", help="the demo's --quick world and 128 best-of-n samples per "
-                   "prompt (about 10 minutes on 2 idle cores)")
-    p.add_argument("--seeds", type=int, nargs="+", help="independent worlds for the intervals (0 1 2)")
+    add_shared_arguments(p, "scaling", "the demo's --quick world and 128 best-of-n samples per prompt")
     p.add_argument("--sizes", type=int, nargs="+", help="RM hidden sizes (16 32 64 128: ~1.6 decades of parameters)")
     p.add_argument("--fractions", type=float, nargs="+", help="shares of the training rankings (0.125 0.25 0.5 1)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise RewardkitError(f"--output {output} exists and is not a directory")
+    output = check_shared_arguments(args)
     if args.sizes is not None and any(size < 4 or size % 4 for size in args.sizes):
         raise RewardkitError(f"--sizes must be multiples of 4, at least 4, got {' '.join(map(str, args.sizes))}")
     if args.fractions is not None and any(not 0 < f <= 1 for f in args.fractions):
         raise RewardkitError(f"--fractions must lie in (0, 1], got {' '.join(map(str, args.fractions))}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        raise RewardkitError(f"--seeds must be distinct, got {' '.join(map(str, args.seeds))}")
 
     from dataclasses import replace
 

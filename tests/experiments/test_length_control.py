@@ -72,3 +72,21 @@ def test_report_and_plot(length_control, tmp_path):
     files = write_report(results, json.loads((output / "timings.json").read_text()), tmp_path)
     assert "ODIN" in files["markdown"].read_text() and LENGTH_RULE in files["markdown"].read_text()
     assert (tmp_path / "plots" / "length_control.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("experiment", ["length", "scaling"])
+def test_shared_options_fail_in_one_line(experiment, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rewardkit", "experiment", experiment, *args],
+                              capture_output=True, text=True, timeout=120)
+
+    repeated = cli("--seeds", "1", "1", "--output", str(tmp_path / "out"))
+    assert (repeated.returncode, repeated.stderr.strip()) == (2, "rewardkit: error: --seeds must be distinct, got 1 1")
+    (tmp_path / "file").write_text("")
+    taken = cli("--output", str(tmp_path / "file"))
+    assert taken.returncode == 2
+    assert taken.stderr.strip() == f"rewardkit: error: --output {tmp_path / 'file'} exists and is not a directory"
+    assert not (tmp_path / "out").exists()
