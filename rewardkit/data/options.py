@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rewardkit.data.loading import FORMATS
+from rewardkit.data.step_formats import STEP_FORMATS
 from rewardkit.errors import RewardkitError
 from rewardkit.fields import option
 
@@ -46,3 +47,12 @@ class DataOptions:
     @property
     def on_error(self) -> Literal["raise", "skip"]:
         return "skip" if self.skip_bad_records else "raise"
+
+
+@dataclass
+class StepDataOptions(DataOptions):
+    """The data options of the commands that also read step-labelled solutions (`train`, `eval`): --format also
+    takes the step formats."""
+
+    format: str = option("auto", "data format (preferences, or step-labelled solutions for a process RM); auto "
+                         "decides from the first record's keys", choices=("auto", *FORMATS, *STEP_FORMATS))

@@ -56,9 +56,10 @@ class LoadReport:
 
     records_read: int = 0
     groups: int = 0
-    comparisons: int = 0
+    comparisons: int = 0  # what the data labels: comparisons, or labelled steps for step data (`unit`)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     empty_responses: int = 0  # kept: an empty reply is a real answer (HH-RLHF labellers sometimes preferred it)
+    unit: str = "comparisons"
 
     @property
     def num_skipped(self) -> int:
@@ -70,10 +71,11 @@ class LoadReport:
         for reason, count in other.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + count
         return LoadReport(self.records_read + other.records_read, self.groups + other.groups,
-                          self.comparisons + other.comparisons, skipped, self.empty_responses + other.empty_responses)
+                          self.comparisons + other.comparisons, skipped, self.empty_responses + other.empty_responses,
+                          self.unit)
 
     def summary(self) -> str:
-        text = f"read {self.records_read} records -> {self.groups} groups, {self.comparisons} comparisons"
+        text = f"read {self.records_read} records -> {self.groups} groups, {self.comparisons} {self.unit}"
         if self.empty_responses:
             text += f"; {self.empty_responses} empty responses (kept and scored like any other)"
         if self.skipped:

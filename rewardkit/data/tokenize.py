@@ -30,6 +30,13 @@ class EncodedSequence:
     input_ids: tuple[int, ...]
     prompt_length: int  # tokens before the first response token (special tokens included)
     truncated: bool
+    # Where the model reads rewards: the last token (an outcome reward) unless given, e.g. the separator token
+    # that ends each step of a solution (a process reward, `rewardkit.data.steps`); () when truncation cut them all.
+    reward_positions: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reward_positions is None:
+            object.__setattr__(self, "reward_positions", (len(self.input_ids) - 1,))
 
 
 def _as_messages(text: Text, default_role: str) -> list[Message]:
@@ -89,9 +96,15 @@ def encode_pair(
 
 
 def encode_pairs(
-    pairs: Sequence[tuple[Text, Text]], tokenizer: PreTrainedTokenizerBase, max_length: int
+    pairs: Sequence[tuple[Text, Text]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    reward_chars: Sequence[Sequence[int]] | None = None,
 ) -> list[EncodedSequence]:
-    """`encode_pair` for many pairs, tokenized in batched calls (the fast tokenizer's threads, less overhead)."""
+    """`encode_pair` for many pairs, tokenized in batched calls (the fast tokenizer's threads, less overhead).
+
+    `reward_chars[i]`: characters of response i (plain text) whose tokens are its reward positions, in order (the
+    end of each step); those that truncation cuts off are left out. Default: the last token."""
     if not tokenizer.is_fast:
         raise RewardkitError(
             f"{type(tokenizer).__name__} is a slow tokenizer; rewardkit needs a fast one (offset mapping) to "
@@ -113,12 +126,33 @@ def encode_pairs(
         )
         ids, offsets, special = batch["input_ids"], batch["offset_mapping"], batch["special_tokens_mask"]
         for row, i in enumerate(indices):
-            encoded[i] = _split_and_truncate(ids[row], offsets[row], special[row], rendered[i][1], max_length)
+            text, prompt_chars, _ = rendered[i]
+            chars = None
+            if reward_chars is not None:
+                start = _response_start(text, prompt_chars, pairs[i][1])
+                chars = [start + c for c in reward_chars[i]]
+            encoded[i] = _split_and_truncate(ids[row], offsets[row], special[row], prompt_chars, max_length, chars)
     return encoded
 
 
+def _response_start(text: str, prompt_chars: int, response: Text) -> int:
+    """Where the response's own text starts in the rendered text (after any joiner or template markup)."""
+    start = text.find(response, prompt_chars) if isinstance(response, str) else -1
+    if start < 0:
+        raise RewardkitError(
+            "the chat template rewrites the response text, so the ends of its steps cannot be found; "
+            "pass the prompt as plain text"
+        )
+    return start
+
+
 def _split_and_truncate(
-    ids: list[int], offsets: list[tuple[int, int]], special: list[int], prompt_chars: int, max_length: int
+    ids: list[int],
+    offsets: list[tuple[int, int]],
+    special: list[int],
+    prompt_chars: int,
+    max_length: int,
+    reward_chars: Sequence[int] | None = None,
 ) -> EncodedSequence:
     # Split into [leading special tokens] [prompt tokens] [response tokens] [trailing special tokens].
     start = 0
@@ -137,8 +171,26 @@ def _split_and_truncate(
         raise RewardkitError(f"max_length={max_length} leaves no room for text after special tokens")
     kept_prompt, kept_response = _truncate(prompt_ids, response_ids, budget)
     truncated = len(kept_prompt) + len(kept_response) < len(prompt_ids) + len(response_ids)
+    positions = None
+    if reward_chars is not None:
+        kept = [t for t in _covering_tokens(offsets, boundary, end, reward_chars) if t - boundary < len(kept_response)]
+        positions = tuple(len(lead) + len(kept_prompt) + t - boundary for t in kept)
     return EncodedSequence(
         input_ids=tuple(lead + kept_prompt + kept_response + trail),
         prompt_length=len(lead) + len(kept_prompt),
         truncated=truncated,
+        reward_positions=positions,
     )
+
+
+def _covering_tokens(offsets: list[tuple[int, int]], start: int, end: int, chars: Sequence[int]) -> list[int]:
+    """Per character (ascending), the index of the token in [start, end) whose span holds it."""
+    tokens, t = [], start
+    for char in chars:
+        while t < end and offsets[t][1] <= char:
+            t += 1
+        if t == end or offsets[t][0] > char:
+            raise RewardkitError(f"no token covers character {char} of the text (a reward position); "
+                                 "the tokenizer drops it")
+        tokens.append(t)
+    return tokens

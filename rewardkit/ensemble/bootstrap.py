@@ -24,7 +24,7 @@ from rewardkit.data.io import read_records
 from rewardkit.data.records import PreferenceDataset
 from rewardkit.errors import RewardkitError
 from rewardkit.training.config import TrainConfig
-from rewardkit.training.trainer import load_train_and_eval
+from rewardkit.training.objectives import load_train_and_eval
 
 _BOOTSTRAP_STREAM = 7  # numpy seed sequence [seed, stream]: resampling never shares a stream with anything else
 

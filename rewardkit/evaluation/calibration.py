@@ -99,3 +99,4 @@ def fit_temperature(differences: np.ndarray, observed: np.ndarray, iterations: i
             b = low + ratio * (high - low)
             fb = loss(b)
     return float(math.exp(-(low + high) / 2))
+

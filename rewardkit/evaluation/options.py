@@ -21,3 +21,21 @@ class EvalOptions:
     calibrate_fraction: float | None = option(
         None, "fit the temperature on this share of each dataset's prompts, measure on the rest", above=0, below=1)
     progress: bool | str = False  # a progress bar over the sequences scored, named by the text if one is given
+
+
+@dataclass
+class ProcessEvalOptions:
+    """The settings of an evaluation on step-labelled data (`evaluation/process.py`); batch size, bootstrap and seed
+    are the same options as `EvalOptions`'."""
+
+    batch_size: int = 32
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0  # of the validation split and the bootstrap
+    threshold: float | None = option(
+        None, "probability below which a step is predicted wrong (default: chosen on a validation split)",
+        above=0, below=1)
+    threshold_source: str = ""
+    validation_fraction: float = option(
+        0.3, "share of each dataset's problems the threshold is chosen on, the rest measured", above=0, below=1)
+    progress: bool = False

@@ -42,9 +42,13 @@ def write_eval_report(results: dict[str, dict], output_dir: str | Path, model: s
         slug = f"{index}-{re.sub(r'[^A-Za-z0-9]+', '-', Path(name).name).strip('-')[:40]}"
         files |= _dataset_section(document, name, result, plots, slug)
 
-    files["markdown"] = output_dir / "report.md"
-    files["html"] = output_dir / "report.html"
-    files["metrics"] = output_dir / "metrics.json"
+    return files | write_documents(document, results, output_dir)
+
+
+def write_documents(document: Document, results: dict, output_dir: Path) -> dict[str, Path]:
+    """report.md, report.html and metrics.json of an evaluation report."""
+    files = {"markdown": output_dir / "report.md", "html": output_dir / "report.html",
+             "metrics": output_dir / "metrics.json"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
     files["metrics"].write_text(json.dumps(results, indent=2))

@@ -79,7 +79,7 @@ def read_prompts(path: str | Path) -> list[Prompt]:
 def load_policy(path: str, device: str = "auto"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rewardkit.training.trainer import resolve_device
+    from rewardkit.device import resolve_device
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

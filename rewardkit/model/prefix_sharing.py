@@ -9,9 +9,10 @@ have identical states there: computing them once is exact. Such sequences form a
 with position ids that restart after the prefix for every continuation, and an attention mask under which
 continuation i sees the prefix and itself (causally), never another continuation. Trees, and sequences that share
 nothing, are then packed several to a row (first-fit, rows no wider than the widest sequence or tree), so one
-forward over a few dense rows replaces a padded batch. Each reward is read at its sequence's last token, and
-gradients reach a shared prefix from every response. Rewards and gradients equal the plain padded forward's up
-to float rounding (tests/perf).
+forward over a few dense rows replaces a padded batch. Rewards are read at each sequence's reward positions (its
+last token for an outcome RM, the token ending each step for a process RM; a position inside a shared prefix is
+read there, where every sequence sharing it has the same state), and gradients reach a shared prefix from every
+response. Rewards and gradients equal the plain padded forward's up to float rounding (tests/perf).
 
 Prefixes are found from the token ids (sorted sequences, common prefixes of neighbours), never from recorded
 prompt lengths, so they are right where truncation cut a prompt differently per response. A tree's attention is
@@ -29,15 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
 from rewardkit.data.collate import pad_sequences
+from rewardkit.model.interface import RewardBackbone
 from rewardkit.model.last_layer import backbone_at_reward_tokens, supports_last_layer_skip
-
-if TYPE_CHECKING:
-    from rewardkit.model.reward_model import RewardModel
+from rewardkit.model.pooling import decoder_head
 
 # Time per attention FLOP under a dense mask relative to the linear layers' (softmax and masking are memory-bound):
 # 0.9-1.35 measured for the benchmark model on CPU (`python benchmarks/train_throughput.py --calibrate`).
@@ -80,7 +79,7 @@ class Tree:
         return len(self.prefix) + sum(len(c) for c in self.continuations)
 
 
-def supports_packing(model: RewardModel) -> bool:
+def supports_packing(model: RewardBackbone) -> bool:
     """Causal decoders of a known kind whose attention takes a custom 4D mask, without a sliding window narrower
     than the model's max_length (the packed masks carry no window; a wider one never cuts a sequence's attention,
     as in Mistral-7B-v0.1's 4096 tokens with a max_length of 4096 or less)."""
@@ -195,9 +194,9 @@ class PackedBatch:
     position_ids: torch.Tensor  # [rows, width]
     tree_ids: torch.Tensor  # [rows, width] which tree of the row a token belongs to; -1 = padding
     segments: torch.Tensor  # [rows, width] 0 = the tree's prefix, i = its i-th continuation
-    reward_rows: torch.Tensor  # [n] row and column of each sequence's last token
+    reward_rows: torch.Tensor  # [n] row and column of each reward token
     reward_columns: torch.Tensor
-    sequence_index: list[int]  # [n] which input sequence each reward belongs to
+    reward_index: list[int]  # [n] where each reward goes in the output (input sequences' rewards, in order)
     num_tokens: int  # real (non-padding) tokens computed
     plain: bool  # one whole sequence per row, right-padded: the causal mask alone is right for every real token
 
@@ -207,11 +206,19 @@ def plan(sequences: Sequence[Sequence[int]], cost: PackingCost, share_prefix: bo
     return plan_trees(sequences, clusters, cost)
 
 
-def pack_trees(trees: Sequence[Tree], pad_token_id: int, cost: PackingCost) -> PackedBatch:
+def pack_trees(
+    trees: Sequence[Tree],
+    pad_token_id: int,
+    cost: PackingCost,
+    reward_positions: Sequence[Sequence[int]] | None = None,
+) -> PackedBatch:
     """Lay trees out in rows and build the forward's tensors, choosing the cheapest layout: rows filled first-fit
     (as wide as the widest tree), one tree per row, or every sequence whole in its own row. Rows of one plain
     sequence need no mask, and sdpa then skips the attention above the diagonal, which can be worth more than
-    the padding or the shared prefix saved (batches of similar lengths, prefixes shared by chance)."""
+    the padding or the shared prefix saved (batches of similar lengths, prefixes shared by chance).
+
+    `reward_positions[i]`: where sequence i's rewards are read (default: its last token); the output holds
+    sequence 0's rewards, then sequence 1's, and so on."""
     whole = [Tree([], [t.prefix + c], [i]) for t in trees for c, i in zip(t.continuations, t.sequences, strict=True)]
     layouts = [
         (trees, [[t] for t in range(len(trees))]),
@@ -219,30 +226,39 @@ def pack_trees(trees: Sequence[Tree], pad_token_id: int, cost: PackingCost) -> P
         (whole, [[t] for t in range(len(whole))]),
     ]
     trees, rows = min(layouts, key=lambda layout: _layout_cost(*layout, cost))
+    positions = _positions_per_sequence(trees, reward_positions)
+    first_output = [0]
+    for sequence_positions in positions:
+        first_output.append(first_output[-1] + len(sequence_positions))
     widths = [tree.width for tree in trees]
     shape = (len(rows), max(sum(widths[t] for t in row) for row in rows))
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
     tree_ids = torch.full(shape, -1, dtype=torch.long)
     segments = torch.zeros(shape, dtype=torch.long)
-    reward_rows, reward_columns, sequence_index = [], [], []
+    reward_rows, reward_columns, reward_index = [], [], []
     for r, row in enumerate(rows):
         column = 0
         for t in row:
             tree = trees[t]
+            prefix_start, prefix_length = column, len(tree.prefix)
             ends = zip(tree.continuations, tree.sequences, strict=True)
             spans = [(tree.prefix, 0, None)] + [(rest, s, index) for s, (rest, index) in enumerate(ends, 1)]
             for tokens, segment, index in spans:
                 end = column + len(tokens)
-                first = len(tree.prefix) if segment else 0
+                first = prefix_length if segment else 0
                 input_ids[r, column:end] = torch.tensor(tokens, dtype=torch.long)
                 position_ids[r, column:end] = torch.arange(first, first + len(tokens))
                 tree_ids[r, column:end] = t
                 segments[r, column:end] = segment
                 if index is not None:
-                    reward_rows.append(r)
-                    reward_columns.append(end - 1)
-                    sequence_index.append(index)
+                    for slot, position in enumerate(positions[index]):
+                        # A position inside the shared prefix is read there: its state is the same for every
+                        # sequence of the tree.
+                        inside = position < prefix_length
+                        reward_rows.append(r)
+                        reward_columns.append(prefix_start + position if inside else column + position - first)
+                        reward_index.append(first_output[index] + slot)
                 column = end
         # Padding continues the positions, so transformers sees no new sequence start there (packed-sequence
         # detection would otherwise build a mask where none is needed).
@@ -251,8 +267,23 @@ def pack_trees(trees: Sequence[Tree], pad_token_id: int, cost: PackingCost) -> P
     plain = all(len(row) == 1 and len(trees[row[0]].sequences) == 1 for row in rows)
     return PackedBatch(
         input_ids, position_ids, tree_ids, segments, torch.tensor(reward_rows), torch.tensor(reward_columns),
-        sequence_index, int(sum(widths)), plain,
+        reward_index, int(sum(widths)), plain,
     )  # fmt: skip
+
+
+def _positions_per_sequence(
+    trees: Sequence[Tree], reward_positions: Sequence[Sequence[int]] | None
+) -> list[Sequence[int]]:
+    """Each input sequence's reward positions, by input index; its last token when none are given."""
+    lengths = {index: len(tree.prefix) + len(rest) for tree in trees
+               for rest, index in zip(tree.continuations, tree.sequences, strict=True)}  # fmt: skip
+    if reward_positions is None:
+        return [[lengths[i] - 1] for i in range(len(lengths))]
+    for index, positions in enumerate(reward_positions):
+        if any(not 0 <= p < lengths[index] for p in positions):
+            raise ValueError(f"reward positions {list(positions)} fall outside sequence {index} "
+                             f"({lengths[index]} tokens)")
+    return list(reward_positions)
 
 
 def tree_attention_mask(tree_ids: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
@@ -268,8 +299,8 @@ def tree_attention_mask(tree_ids: torch.Tensor, segments: torch.Tensor) -> torch
     return (visible | padding).unsqueeze(1)
 
 
-def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
-    """Raw rewards in `packed.sequence_index` order, from one forward of the backbone."""
+def forward_packed(model: RewardBackbone, packed: PackedBatch) -> torch.Tensor:
+    """Raw rewards in `packed.reward_rows/columns` order, from one forward of the backbone."""
     hf_model, device = model.hf_model, model.device
     # Rows of one right-padded sequence need no mask under sdpa: causal attention is exact for every real token,
     # and without a mask sdpa skips the blocks above the diagonal. Eager attention is causal only through a mask.
@@ -288,20 +319,26 @@ def forward_packed(model: RewardModel, packed: PackedBatch) -> torch.Tensor:
     else:
         hidden = backbone(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False)
         pooled = hidden.last_hidden_state[rows, columns]
-    return hf_model.score(pooled).squeeze(-1)
+    return decoder_head(hf_model, pooled)
 
 
-def packed_rewards(model: RewardModel, sequences: Sequence[Sequence[int]], share_prefix: bool = True) -> torch.Tensor:
-    """Raw rewards of token-id sequences, in input order, from one packed forward (differentiable)."""
+def packed_rewards(
+    model: RewardBackbone,
+    sequences: Sequence[Sequence[int]],
+    share_prefix: bool = True,
+    reward_positions: Sequence[Sequence[int]] | None = None,
+) -> torch.Tensor:
+    """Raw rewards of token-id sequences from one packed forward (differentiable): one per sequence (its last
+    token), or one per entry of `reward_positions`, sequence by sequence."""
     cost = PackingCost.for_config(model.hf_model.config)
-    packed = pack_trees(plan(sequences, cost, share_prefix), model.tokenizer.pad_token_id, cost)
+    packed = pack_trees(plan(sequences, cost, share_prefix), model.tokenizer.pad_token_id, cost, reward_positions)
     rewards = forward_packed(model, packed)
-    inverse = torch.empty(len(sequences), dtype=torch.long)
-    inverse[torch.tensor(packed.sequence_index)] = torch.arange(len(sequences))
+    inverse = torch.empty(len(packed.reward_index), dtype=torch.long)
+    inverse[torch.tensor(packed.reward_index)] = torch.arange(len(packed.reward_index))
     return rewards[inverse.to(rewards.device)]  # a gather, not an in-place write: autograd stays simple
 
 
-def scoring_batches(model: RewardModel, sequences: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+def scoring_batches(model: RewardBackbone, sequences: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
     """Sequence indices per forward for inference: sequences sharing a prefix stay together, and trees of similar
     width share a batch (little padding; batches of plain sequences keep sdpa's causal fast path). At most
     `batch_size` sequences per batch, unless one tree alone holds more."""
@@ -322,7 +359,8 @@ def unpad(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[in
     return [row[row_keep].tolist() for row, row_keep in zip(input_ids, keep, strict=True)]
 
 
-def forward_groups(model: RewardModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One reward per row of a `collate_groups` batch, each group's prompt computed once: the same as
-    `model(batch["input_ids"], batch["attention_mask"], share_prefix=True)`."""
-    return model(batch["input_ids"], batch["attention_mask"], share_prefix=True)
+def forward_groups(model: RewardBackbone, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The rewards of a collated batch (`collate_groups`, `collate_steps`), each group's prompt computed once:
+    the same as `model(batch["input_ids"], batch["attention_mask"], share_prefix=True, reward_positions=...)`."""
+    return model(batch["input_ids"], batch["attention_mask"], share_prefix=True,
+                 reward_positions=batch.get("reward_positions"))

@@ -107,9 +107,9 @@ def build_app(model_dir: str, config: ServerConfig, device: str, threads: int | 
     """Load the model and build the app: run by every worker process (so each has its own model)."""
     import torch
 
+    from rewardkit.device import resolve_device
     from rewardkit.model import RewardModel
     from rewardkit.serving.server import RewardServer
-    from rewardkit.training.trainer import resolve_device
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -1,27 +1,29 @@
-"""Atomic checkpoints that resume to the same weights as an uninterrupted run.
+"""Atomic checkpoints that resume to the same weights as an uninterrupted run, under DDP, FSDP and DeepSpeed.
 
 A checkpoint is a directory `checkpoints/step-000040/` holding a standard transformers model (loadable by any
-tool), the optimizer and scheduler states, the RNG states, and `trainer_state.json`. It is written under a
-temporary name and renamed into place, so a kill mid-write never leaves a half checkpoint that looks complete.
+tool), `trainer_state.json`, and `accelerate_state/`: what `Accelerator.save_state` writes for the wrapped model,
+the optimizer, the learning-rate schedule and every process's RNG states. Accelerate saves sharded FSDP weights
+and optimizer states and DeepSpeed engines in their own formats, so a resumed run continues whatever wrapped the
+model. The directory is written under a temporary name and renamed into place, so a kill mid-write never leaves a
+half checkpoint that looks complete.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from accelerate import Accelerator
 
+from rewardkit.distributed import save_model
 from rewardkit.model.reward_model import RewardModel
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
-ADAPTER_FILE = "trainable_state.safetensors"  # LoRA runs: adapters + head, as named inside the peft wrapper
+ACCELERATE_STATE_DIR = "accelerate_state"
 
 
 def _checkpoint_root(output_dir: Path) -> Path:
@@ -43,62 +45,36 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def save_checkpoint(
+    accelerator: Accelerator,
     output_dir: str | Path,
+    wrapped: torch.nn.Module,
     model: RewardModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: dict[str, Any],
     keep: int,
 ) -> Path:
+    """Write a checkpoint of step `state["step"]`. Every process calls it: FSDP and DeepSpeed write shards."""
     root = _checkpoint_root(Path(output_dir))
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state['step']:06d}"
     temporary = root / f".tmp-{final.name}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-
-    model.save_pretrained(temporary)
-    if hasattr(model.model, "get_base_model"):  # LoRA: the merged model above cannot be resumed into adapters
-        trainable = {n: p.detach().cpu().contiguous() for n, p in model.model.named_parameters() if p.requires_grad}
-        save_file(trainable, temporary / ADAPTER_FILE)
-    torch.save(optimizer.state_dict(), temporary / "optimizer.pt")
-    torch.save(scheduler.state_dict(), temporary / "scheduler.pt")
-    torch.save(_rng_state(), temporary / "rng_state.pt")
-    # The state file is written last: its presence marks the checkpoint complete.
-    (temporary / STATE_FILE).write_text(json.dumps(state, indent=2))
-
-    shutil.rmtree(final, ignore_errors=True)
-    temporary.rename(final)
-    for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    if accelerator.is_main_process:
+        shutil.rmtree(temporary, ignore_errors=True)
+        temporary.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary / ACCELERATE_STATE_DIR))
+    save_model(accelerator, wrapped, model, temporary)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        # The state file is written last: its presence marks the checkpoint complete.
+        (temporary / STATE_FILE).write_text(json.dumps(state, indent=2))
+        shutil.rmtree(final, ignore_errors=True)
+        temporary.rename(final)
+        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return final
 
 
-def load_trainer_state(
-    checkpoint: Path,
-    model: RewardModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> dict[str, Any]:
-    """Restore optimizer, scheduler, RNGs (and LoRA weights) into an already-built model; return the state."""
-    if (checkpoint / ADAPTER_FILE).is_file():
-        model.model.load_state_dict(load_file(checkpoint / ADAPTER_FILE), strict=False)
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
-    _set_rng_state(torch.load(checkpoint / "rng_state.pt", weights_only=False))
+def load_checkpoint(accelerator: Accelerator, checkpoint: Path) -> dict[str, Any]:
+    """Restore the prepared model, optimizer, schedule and RNGs from `checkpoint`; return its trainer state."""
+    accelerator.load_state(str(checkpoint / ACCELERATE_STATE_DIR))
     return json.loads((checkpoint / STATE_FILE).read_text())
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

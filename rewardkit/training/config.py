@@ -9,15 +9,18 @@ from typing import Any
 
 import yaml
 
-from rewardkit.data.options import DataOptions
+from rewardkit.data.options import StepDataOptions
 from rewardkit.errors import RewardkitError
 from rewardkit.fields import option, validate_fields
 
+LR_SCHEDULES = ("cosine", "linear", "constant")
+
 
 @dataclass
-class TrainConfig(DataOptions):
-    """A training run. The data options (format, skip_bad_records, columns, max_length) come from `DataOptions`,
-    shared with every command that reads data; each field's metadata is also its `rewardkit train` option."""
+class TrainConfig(StepDataOptions):
+    """A training run. The data options (format, skip_bad_records, columns, max_length) come from
+    `StepDataOptions` (`DataOptions`, shared with every command that reads data, plus the step formats); each
+    field's metadata is also its `rewardkit train` option."""
 
     # What to train on and where to write it
     model: str = option("", "SFT causal LM: local directory or Hugging Face model id")
@@ -29,6 +32,10 @@ class TrainConfig(DataOptions):
     eval_fraction: float = option(0.05, "share of training prompts held out when there is no --eval-data",
                                   at_least=0, below=1)
     random_init: bool = option(False, "same architecture, random weights (the demo's SFT-vs-scratch comparison)")
+    objective: str = option("auto", "bradley_terry (preferences -> outcome RM), steps (step labels -> process RM); "
+                            "auto: steps for step data", choices=("auto", "bradley_terry", "steps"))
+    neutral_steps: str = option("positive", "PRM800K's neutral (0) ratings count as positive, negative, or are "
+                                "ignored (unlabelled)", choices=("positive", "negative", "ignore"))
 
     # Optimisation
     epochs: float = option(1.0, "passes over the training data", above=0)
@@ -37,8 +44,9 @@ class TrainConfig(DataOptions):
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step", flag="--grad-accum", at_least=1)
     learning_rate: float = option(1e-5, "peak learning rate", flag="--lr", above=0)
     weight_decay: float = option(0.0, "AdamW weight decay", at_least=0)
-    warmup_ratio: float = option(0.03, "share of steps for linear warmup before cosine decay", at_least=0, at_most=1)
-    min_lr_ratio: float = option(0.0, "cosine decays to --lr times this", at_least=0, at_most=1)
+    warmup_ratio: float = option(0.03, "share of steps for linear warmup before the decay", at_least=0, at_most=1)
+    lr_schedule: str = option("cosine", "decay after warmup", choices=LR_SCHEDULES)
+    min_lr_ratio: float = option(0.0, "the schedule decays to --lr times this", at_least=0, at_most=1)
     max_grad_norm: float = option(1.0, "gradient clipping norm", above=0)
     center_rewards_coefficient: float = option(0.0, "coefficient of the (r_w + r_l)^2 centering penalty",
                                                flag="--center-rewards", at_least=0)
@@ -46,9 +54,15 @@ class TrainConfig(DataOptions):
 
     # Hardware
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    precision: str = option("auto", "bf16 autocast; auto = bf16 on GPUs that support it",
+    precision: str = option("auto", "bf16 autocast; auto = bf16 where it is fast (GPUs, CPUs with AMX or "
+                            "AVX512-BF16: rewardkit.device)",
                             choices=("auto", "fp32", "bf16"))
     gradient_checkpointing: bool = option(False, "trade compute for memory")
+    # Dropout off while training (TRL's and OpenRLHF's default too): with it the two rewards of a comparison are
+    # computed under different random masks, which adds noise to r_w - r_l, and on CPUs attention dropout forces
+    # sdpa off its fused kernel (4x slower steps measured on MiniLM).
+    dropout: bool = option(False, "keep the backbone's dropout while training (off by default, as in TRL)")
+    # Compute each group's shared prompt once, responses attending to it (rotary decoders; other models ignore it).
     # Same rewards and gradients as the padded forward up to float rounding (tests/perf, tests/training).
     share_prefix: bool = option(True, "run each prompt once per group, its responses attending to it "
                                 "(Llama-like decoders)", negatable=True)

@@ -1,4 +1,4 @@
-"""AdamW with linear warmup and cosine decay, the schedule most reward-model recipes use."""
+"""AdamW with linear warmup, then cosine decay (most reward-model recipes), linear (TRL's default) or none."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ def build_optimizer(
     fused = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in trainable) or None
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused)
     warmup = int(round(config.warmup_ratio * total_steps))
+    schedule = getattr(config, "lr_schedule", "cosine")  # configs without the field (DPOConfig) decay by cosine
 
     def lr_factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine
+        decay = {"cosine": 0.5 * (1.0 + math.cos(math.pi * progress)), "linear": 1.0 - progress, "constant": 1.0}
+        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * decay[schedule]
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)

@@ -101,11 +101,13 @@ def demonstration_loss(
 
 
 def train_sft_policy(
-    world: World, config: SFTConfig | None = None, output_dir: str | None = None, progress: bool = True
+    world: World, config: SFTConfig | None = None, output_dir: str | None = None, progress: bool = True,
+    tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """Train the tiny policy on demonstrations with AdamW (warmup + cosine); saved if given `output_dir`."""
+    """Train the tiny policy on demonstrations with AdamW (warmup + cosine); saved if given `output_dir`. Any task
+    with `prompts(n, split, seed)` and `demonstrations(prompts, seed)` works (the step world passes its tokenizer)."""
     config = config or SFTConfig()
-    tokenizer = build_tokenizer(world)
+    tokenizer = tokenizer or build_tokenizer(world)
     model = make_model(tokenizer, config)
     prompts = world.prompts(config.num_demonstrations, split="train", seed=config.seed)
     demos = world.demonstrations(prompts, seed=config.seed)

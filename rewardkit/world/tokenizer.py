@@ -35,7 +35,12 @@ def format_prompt(prompt: str) -> str:
 
 def build_tokenizer(world: World | None = None) -> PreTrainedTokenizerFast:
     """The world's tokenizer (the vocabulary is fixed, so every world gets the same ids)."""
-    vocab = {word: i for i, word in enumerate(list(SPECIAL_TOKENS) + all_words())}
+    return word_tokenizer(all_words())
+
+
+def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over `words` in the format above (also the step world's, `world/steps.py`)."""
+    vocab = {word: i for i, word in enumerate(list(SPECIAL_TOKENS) + words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(

@@ -145,7 +145,7 @@ def test_columns_option_reads_a_file_with_its_own_column_names(trained, tmp_path
 
 def test_training_that_learns_nothing_warns_and_floors_the_scale(tiny_sft, tmp_path, caplog):
     from rewardkit.training import TrainConfig, train
-    from rewardkit.training.trainer import MIN_REWARD_SCALE
+    from rewardkit.training.objectives import MIN_REWARD_SCALE
 
     def flatten_head(step, metrics, model):  # the head outputs a constant: rewards cannot differ
         head = model.hf_model.score

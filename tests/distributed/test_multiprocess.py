@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from rewardkit.cli import main
 from rewardkit.distributed import map_sharded, shard_step
-from tests.conftest import keyword_pairs, ranking_records, write_jsonl
+from tests.conftest import keyword_pairs, ranking_records, step_records, write_jsonl
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()), reason="needs torch gloo"
@@ -40,6 +40,15 @@ def _train_args(root: Path, output: str, batch_size: int) -> list[str]:
         "--eval-data", str(root / "eval.jsonl"), "--output", str(root / output), "--batch-size", str(batch_size),
         "--grad-accum", "2", "--epochs", "2", "--lr", "1e-3", "--max-length", "64", "--save-steps", "3",
         "--eval-steps", "3", "--logging-steps", "1", "--seed", "3", "--no-progress",
+    ]  # fmt: skip
+
+
+def _step_train_args(root: Path, output: str, batch_size: int) -> list[str]:
+    return [
+        "train", "--model", str(root / "sft"), "--data", str(root / "steps.jsonl"), "--output", str(root / output),
+        "--batch-size", str(batch_size), "--max-steps", "3", "--lr", "1e-3", "--max-length", "96",
+        "--eval-fraction", "0.25", "--save-steps", "2", "--eval-steps", "3", "--logging-steps", "1", "--seed", "3",
+        "--no-progress",
     ]  # fmt: skip
 
 
@@ -66,10 +75,12 @@ def runs(tiny_sft, tmp_path_factory) -> Path:
     write_jsonl(root / "ranks.jsonl", ranking_records(4, k=4))  # K-wise groups: 6 comparisons each
     write_jsonl(root / "eval.jsonl", keyword_pairs(6, seed=1))
     write_jsonl(root / "to-score.jsonl", [{"prompt": f"Question {i}:", "response": " yes " * i} for i in range(7)])
+    write_jsonl(root / "steps.jsonl", step_records(21, solutions_per_problem=3))
 
     # 2 processes: train, then score and evaluate the result, recording what each rank writes under `root`.
     commands = [
-        _train_args(root, "rm-2proc", 2), _score_args(root, "scores-2proc.jsonl"), _eval_args(root, "eval-2proc.json")
+        _train_args(root, "rm-2proc", 2), _score_args(root, "scores-2proc.jsonl"), _eval_args(root, "eval-2proc.json"),
+        _step_train_args(root, "prm-2proc", 2),
     ]
     audit = tmp_path_factory.mktemp("audit")
     (audit / "commands.json").write_text(json.dumps(commands))
@@ -81,6 +92,7 @@ def runs(tiny_sft, tmp_path_factory) -> Path:
     assert main(_train_args(root, "rm-1proc", 4)) == 0
     assert main(_score_args(root, "scores-1proc.jsonl")) == 0
     assert main(_eval_args(root, "eval-1proc.json")) == 0
+    assert main(_step_train_args(root, "prm-1proc", 4)) == 0
     return root
 
 
@@ -118,10 +130,22 @@ def test_two_processes_with_batch_b_train_like_one_process_with_batch_2b(runs):
     assert summary_two["normalization"] == pytest.approx(summary_one["normalization"], abs=1e-4)
 
 
+def test_two_processes_train_a_process_rm_like_one_process(runs):
+    one, two = runs / "prm-1proc", runs / "prm-2proc"
+    for a, b in zip(_records(one, "train"), _records(two, "train"), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4) and b["accuracy"] == pytest.approx(a["accuracy"])
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+    (eval_one,), (eval_two,) = _records(one, "eval"), _records(two, "eval")
+    assert eval_two["auroc"] == pytest.approx(eval_one["auroc"], abs=1e-6) and eval_two["num_steps"] > 0
+    assert _max_difference(load_file(one / "model.safetensors"), load_file(two / "model.safetensors")) < 1e-4
+    assert (two / "checkpoints" / "step-000002" / "accelerate_state").is_dir()
+
+
 def test_only_the_main_process_writes(runs):
     rank0 = json.loads((runs / "audit" / "rank-0.json").read_text())
     rank1 = json.loads((runs / "audit" / "rank-1.json").read_text())
-    assert rank1 == []
+    # Rank 1 writes only into the checkpoint's Accelerate state (its own RNG states, which a resume needs).
+    assert all(write.endswith("/accelerate_state") and ".tmp-step-" in write for write in rank1), rank1
     written = " ".join(rank0)
     for expected in ("metrics.jsonl", ".tmp-step-000003/trainer_state.json", "os.rename", "train_summary.json",
                      "scores-2proc.jsonl", "eval-2proc.json"):

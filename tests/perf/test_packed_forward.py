@@ -78,7 +78,7 @@ def test_shared_prefix_is_computed_once_per_group(model):
     cost, pad = PackingCost.for_config(model.hf_model.config), model.tokenizer.pad_token_id
     packed = pack_trees(plan(sequences, cost), pad, cost)
     assert packed.num_tokens < sum(len(s) for s in sequences) - 2 * 20  # the 3 responses to PROMPT share it
-    assert sorted(packed.sequence_index) == list(range(len(sequences)))
+    assert sorted(packed.reward_index) == list(range(len(sequences)))
     plain = pack_trees(plan(sequences, cost, share_prefix=False), pad, cost)
     assert plain.num_tokens == sum(len(s) for s in sequences)
 

@@ -18,9 +18,11 @@ from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from rewardkit.errors import RewardkitError
 from rewardkit.model import RewardModel
-from rewardkit.testing import build_tokenizer
+from rewardkit.model import reward_model as reward_model_module
+from rewardkit.testing import build_tokenizer, save_tiny_encoder
 from rewardkit.training import TrainConfig, TrainingDivergedError, train
 from rewardkit.training.checkpoint import list_checkpoints
+from rewardkit.training.trainer import build_reward_model
 from tests.conftest import keyword_pairs, ranking_records, write_jsonl
 
 
@@ -211,3 +213,40 @@ def test_other_decoder_families_train_with_shared_prompts_and_load_in_transforme
     with torch.no_grad():
         expected = [hf_model(input_ids=torch.tensor([ids])).logits[0, 0].item() for ids in encoded]
     assert model.score(prompts, responses, normalize=False).tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def _mixed_length_pairs(n: int) -> list[dict]:
+    """Pairs whose lengths differ a lot, so batches are mostly padding."""
+    return [{"prompt": "Human: tell me about the fox. " * (1 + i % 4) + "\n\nAssistant:",
+             "chosen": " yes please, the fox is nice" * (1 + i % 3), "rejected": " no"} for i in range(n)]  # fmt: skip
+
+
+def test_encoder_training_without_padding_reaches_the_padded_runs_weights(tmp_path, monkeypatch):
+    encoder = save_tiny_encoder(tmp_path / "bert", "bert")
+    data = write_jsonl(tmp_path / "pairs.jsonl", _mixed_length_pairs(16))
+    common = dict(max_steps=3, eval_fraction=0.25, learning_rate=1e-3, normalize_rewards=False)
+    calls = []
+    original = reward_model_module.encoder_rewards
+    monkeypatch.setattr(reward_model_module, "encoder_rewards", lambda *a, **k: calls.append(1) or original(*a, **k))
+    train(_config(encoder, data, tmp_path / "packed", **common))
+    assert calls  # the training batches went through the encoder's packed path
+    monkeypatch.setattr(reward_model_module, "PACK_ABOVE_PADDING", float("inf"))
+    train(_config(encoder, data, tmp_path / "padded", **common))
+    packed, padded = (load_file(tmp_path / run / "model.safetensors") for run in ("packed", "padded"))
+    # Two biases have a true gradient of 0, which Adam turns into steps of size lr from rounding noise alone: a key
+    # bias adds the same amount to all of a query's scores (softmax ignores it), and the head's bias shifts both
+    # rewards of a comparison (the loss sees only their difference). Every other weight must match.
+    compared = [name for name in padded if not name.endswith(("key.bias", "classifier.bias"))]
+    assert len(compared) > 20
+    for name in compared:
+        torch.testing.assert_close(packed[name], padded[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_dropout_is_off_while_training_unless_asked_for(tmp_path):
+    encoder = save_tiny_encoder(tmp_path / "bert", "bert")
+    config = TrainConfig(model=str(encoder), data=["unused"], output_dir=str(tmp_path / "out"))
+    rates = [m.p for m in build_reward_model(config, None).modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates and set(rates) == {0.0}
+    config.dropout = True
+    rates = [m.p for m in build_reward_model(config, None).modules() if isinstance(m, torch.nn.Dropout)]
+    assert set(rates) == {0.1}  # the backbone's own hidden and attention dropout

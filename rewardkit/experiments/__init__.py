@@ -1,0 +1,28 @@
+"""Experiments: questions the seeds leave open, answered by code in the synthetic worlds (`rewardkit experiment`).
+
+Each experiment registers a name, a one-line help, its options and the function that runs it; the CLI builds
+`rewardkit experiment NAME` from this registry, so adding one is one entry here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Experiment:
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _prm() -> Experiment:
+    from rewardkit.experiments import prm_cli  # argparse only: --help stays fast
+
+    return prm_cli.EXPERIMENT
+
+
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"prm": _prm}
