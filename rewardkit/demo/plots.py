@@ -6,6 +6,7 @@ Every curve is drawn with a band: its 95% interval over seeds, or with one seed 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -158,7 +159,7 @@ def plot_reward_models(ceilings: dict, runs: dict, path: Path) -> Path:
         axes[0].axhline(number(ceilings[key]), color="black", linestyle=style, linewidth=1,
                         label=f"{label}: {number(ceilings[key]):.3f}")
     axes[0].axhline(0.5, color="grey", linewidth=0.6)
-    axes[0].set_xticks(x, [name.replace(" (", "\n(").replace(", ", ",\n") for name in judges], fontsize=7)
+    axes[0].set_xticks(x, [textwrap.fill(name, 16) for name in judges], fontsize=7)  # long names side by side
     axes[0].set(ylim=(0.4, 1.0), ylabel="pairwise accuracy", title="Accuracy on held-out rankings")
     axes[0].legend(fontsize=7, loc="upper left", ncol=2)
 
