@@ -282,15 +282,18 @@ def accuracy_summary(args, runs: list[dict], pairs: int, tokens: int, steps: int
                      "per_seed": ", ".join(f"{r['accuracy']:.3f}" for r in mine), "seconds": seconds,
                      "seconds_per_step": seconds / steps, "comparisons_per_s": pairs / seconds,
                      "tokens_per_s": tokens / seconds, "peak_rss_mib": median([r["peak_rss_mib"] for r in mine]),
+                     "cpu_seconds": median([r["cpu_user_s"] + r["cpu_sys_s"] for r in mine]),
                      "cpu_sys_share": median([r["cpu_sys_s"] / max(r["cpu_user_s"] + r["cpu_sys_s"], 1e-9)
                                               for r in mine])})  # fmt: skip
     trl = [row for row in rows if row["system"] == "trl"]
     for row in rows:
         row["vs_trl"] = row["comparisons_per_s"] / trl[0]["comparisons_per_s"] if trl else None
+        row["cpu_vs_trl"] = trl[0]["cpu_seconds"] / row["cpu_seconds"] if trl else None  # load-robust: work done
     columns = [("system", "system"), ("seeds", "seeds"), ("accuracy_mean", "held-out acc (mean)"),
                ("accuracy_low", "95% low"), ("accuracy_high", "95% high"), ("per_seed", "per seed"),
                ("mean_margin", "mean margin"), ("seconds", "s per run (median)"), ("comparisons_per_s", "pairs/s"),
-               ("vs_trl", "x TRL"), ("tokens_per_s", "tokens/s"), ("peak_rss_mib", "peak RSS MiB"),
+               ("vs_trl", "x TRL"), ("cpu_seconds", "CPU s per run"), ("cpu_vs_trl", "x TRL (CPU s)"),
+               ("tokens_per_s", "tokens/s"), ("peak_rss_mib", "peak RSS MiB"),
                ("cpu_sys_share", "CPU sys share")]  # fmt: skip
     table = markdown_table(rows, columns)
     per_run = markdown_table(runs, [("seed", "seed"), ("system", "system"), ("accuracy", "acc"),
