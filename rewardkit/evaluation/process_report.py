@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rewardkit.evaluation.plots import _save, _short  # noqa: E402
+from rewardkit.evaluation.plots import _save, _wrap  # noqa: E402
 from rewardkit.evaluation.report import write_documents  # noqa: E402
 from rewardkit.reporting import Document  # noqa: E402
 
@@ -112,7 +112,7 @@ def plot_threshold_curve(name: str, result: dict, path: Path) -> Path:
     ax.axvline(result["oracle"]["threshold"], color="grey", linestyle=":", linewidth=0.9,
                label=f"oracle threshold (F1 {result['oracle']['f1']:.3f}, upper bound)")
     ax.set(xlabel="threshold on σ(step reward)", ylabel="score", xlim=(0, 1), ylim=(0, 1),
-           title=f"First-error detection: {_short(name, 40)}")
+           title=f"First-error detection: {_wrap(name, 40)}")
     ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
@@ -127,6 +127,6 @@ def plot_step_histogram(name: str, histogram: dict, path: Path) -> Path:
         total = max(sum(counts), 1)
         ax.bar(centres, [c / total for c in counts], width=width, alpha=0.5, color=colour,
                label=f"{key} steps ({sum(counts)})")
-    ax.set(xlabel="σ(step reward)", ylabel="share of steps", xlim=(0, 1), title=f"Step rewards: {_short(name, 40)}")
+    ax.set(xlabel="σ(step reward)", ylabel="share of steps", xlim=(0, 1), title=f"Step rewards: {_wrap(name, 40)}")
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -124,8 +124,8 @@ def test_score_writes_step_rewards_and_solution_scores(prm, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--threshold", "2"], "--threshold must be a probability between 0 and 1"),
-        (["--validation-fraction", "1"], "--validation-fraction must be between 0 and 1"),
+        (["--threshold", "2"], "--threshold must be in (0, 1) (got 2)"),
+        (["--validation-fraction", "1"], "--validation-fraction must be in (0, 1) (got 1)"),
     ],
 )
 def test_bad_step_eval_options_are_one_line_errors(prm, argv, message):
