@@ -3,6 +3,7 @@
     python benchmarks/hh_minilm.py speed --threads 2              # the issue's workload, 3 repeats; ~25 min idle
     python benchmarks/hh_minilm.py speed --systems rewardkit-dropout-padded rewardkit-padded --repeats 1
     python benchmarks/hh_minilm.py accuracy --threads 2           # 3 seeds x 2 systems, 1 epoch each; ~60 min idle
+    python benchmarks/hh_minilm.py accuracy --train-pairs 320 --threads 2   # the issue's 320-pair epoch
     python benchmarks/hh_minilm.py profile --threads 2            # where a training step's time goes
 
 Backbone: sentence-transformers' all-MiniLM-L6-v2 (22.7M parameters; BERT, 6 layers, hidden 384) from the
@@ -36,8 +37,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -50,6 +53,7 @@ import numpy as np
 import torch
 from common import (
     HH_PATH,
+    RESULTS,
     cpu_usage,
     environment,
     markdown_table,
@@ -68,7 +72,7 @@ from rewardkit.data.collate import EncodedDataset, collate_groups, encode_datase
 from rewardkit.data.tokenize import encode_pair
 from rewardkit.device import precision_dtype, precision_name
 from rewardkit.evaluation.bootstrap import bootstrap_mean
-from rewardkit.evaluation.pairwise import evaluate, outcomes, score_encoded_dataset
+from rewardkit.evaluation.pairwise import outcomes, pairwise_metrics, score_encoded_dataset
 from rewardkit.model import RewardModel
 from rewardkit.model import reward_model as reward_model_module
 from rewardkit.training import TrainConfig, train
@@ -191,8 +195,8 @@ def run_system(name: str, split: Split, args, steps: int, seed: int, workdir: Pa
 # -------------------------------------------------------------------------------------------------- accuracy
 def held_out_metrics(model: RewardModel, held_out: EncodedDataset) -> dict:
     """Accuracy with a 95% bootstrap interval (pairs resampled) and the mean margin, fp32 scoring."""
-    metrics = evaluate(model, held_out, batch_size=64)
-    rewards = score_encoded_dataset(model, held_out, batch_size=64)
+    rewards = score_encoded_dataset(model, held_out, batch_size=64)  # scored once: metrics and interval from it
+    metrics = pairwise_metrics(held_out, rewards)
     correct = outcomes(torch.stack([r[0] - r[1] for r in rewards]))
     interval = bootstrap_mean(correct, np.arange(len(correct)))
     return {"accuracy": metrics.accuracy, "accuracy_low": interval.low, "accuracy_high": interval.high,
@@ -200,53 +204,105 @@ def held_out_metrics(model: RewardModel, held_out: EncodedDataset) -> dict:
 
 
 def t_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t interval over seeds (Student's t quantiles for small n)."""
+    """Mean and 95% t interval of accuracies over seeds (Student's t quantiles for small n)."""
     t95 = {2: 12.71, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, float("nan"), float("nan")
     half = t95.get(len(values), 1.96) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    return mean, max(0.0, mean - half), min(1.0, mean + half)  # an accuracy: clipped to [0, 1]
 
 
-def accuracy_part(args, tokenizer, workdir: Path) -> tuple[list[dict], str]:
+def accuracy_part(args, tokenizer, workdir: Path, checkpoint) -> tuple[list[dict], str]:
     pairs = fitting_pairs(tokenizer, args.max_length)
-    train_records = [r for line, r in pairs if TRAIN_LINES[0] <= line <= TRAIN_LINES[1]]
-    held_records = [r for line, r in pairs if HELD_OUT_LINES[0] <= line <= HELD_OUT_LINES[1]]
+    train_records = [r for line, r in pairs if TRAIN_LINES[0] <= line <= TRAIN_LINES[1]][: args.train_pairs]
+    held_records = [r for line, r in pairs if HELD_OUT_LINES[0] <= line <= HELD_OUT_LINES[1]][: args.held_out_pairs]
     train_split = make_split(train_records, workdir / "train.jsonl", tokenizer, args.max_length)
     held_out = make_split(held_records, workdir / "held-out.jsonl", tokenizer, args.max_length).encoded
     steps = math.ceil(train_split.pairs / PAIRS_PER_STEP)
-    print(f"accuracy: {train_split.pairs} training pairs (lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]}), "
+    tokens = sum(len(s.input_ids) for g in train_split.encoded.groups for s in g.sequences)
+    print(f"accuracy: {train_split.pairs} training pairs (from lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]}), "
           f"{len(held_out)} held-out pairs (lines {HELD_OUT_LINES[0]}-{HELD_OUT_LINES[1]}), {steps} steps")
-    runs = []
-    for seed in args.seeds:
-        for name in args.systems:  # alternating systems within each seed
-            result = run_system(name, train_split, args, steps, seed, workdir)
+    description = (f"train: {train_split.pairs} pairs (the first that fit {args.max_length} tokens among lines "
+                   f"{TRAIN_LINES[0]}-{TRAIN_LINES[1]} of hh-rlhf-harmless/pairs.jsonl.gz; {tokens:,} tokens), held "
+                   f"out: {len(held_out)} pairs (lines {HELD_OUT_LINES[0]}-{HELD_OUT_LINES[1]}), one epoch = {steps} "
+                   f"steps of {PAIRS_PER_STEP} pairs, lr {LEARNING_RATE}. Systems alternate within each seed, in an "
+                   "order rotated from seed to seed; each run's time is its whole call (load, tokenize, train, save)")
+    runs = previous_runs(args, description)
+    for index, seed in enumerate(args.seeds):
+        if any(run["seed"] == seed for run in runs):
+            print(f"  seed {seed}: already in the results file (--append)")
+            continue
+        names = list(args.systems)
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            with peak_memory(torch.device("cpu")) as memory:
+                result = run_system(name, train_split, args, steps, seed, workdir)
             model = result.pop("model")
-            runs.append({"system": name, "seed": seed, **result, **held_out_metrics(model, held_out)})
+            runs.append({"system": name, "seed": seed, **result, **memory, **held_out_metrics(model, held_out)})
             print(f"  seed {seed} {name:<26} acc {runs[-1]['accuracy']:.3f} "
                   f"[{runs[-1]['accuracy_low']:.3f}, {runs[-1]['accuracy_high']:.3f}] "
                   f"margin {runs[-1]['mean_margin']:.3f}  {result['seconds']:.0f} s", flush=True)
             del model
+        checkpoint(*accuracy_summary(args, runs, train_split.pairs, tokens, steps, description))  # seeds so far
+    return accuracy_summary(args, runs, train_split.pairs, tokens, steps, description)
+
+
+def previous_runs(args, description: str) -> list[dict]:
+    """--append: the runs already in the results file, when they were made on the same data and systems."""
+    path = RESULTS / f"{args.output or 'hh_minilm_accuracy'}.json"
+    if not args.append or not path.exists():
+        return []
+    previous = json.loads(path.read_text())
+    result = previous["results"][0]
+    if result["description"] != description or previous["args"]["systems"] != str(args.systems):
+        raise SystemExit(f"--append: {path} was made on other data or systems; choose another --output")
+    print(f"  --append: {len(result['runs'])} runs read from {path}")
+    args.earlier_commands = previous.get("commands", [previous["command"]])
+    args.earlier_environments = [*previous.get("earlier_environments", []), previous["environment"]]
+    return result["runs"]
+
+
+def earlier_text(args) -> str:
+    """--append: the commit and load averages of the runs read from the results file."""
+    return "".join(f"; earlier command {i + 1}: commit {e['commit']}, load average {e['load_average_at_start']:.1f} "
+                   f"at start, {e['load_average_at_end']:.1f} at end"
+                   for i, e in enumerate(getattr(args, "earlier_environments", [])))  # fmt: skip
+
+
+def accuracy_summary(args, runs: list[dict], pairs: int, tokens: int, steps: int, description: str):
     rows = []
     for name in args.systems:
         mine = [run for run in runs if run["system"] == name]
+        if not mine:
+            continue
         mean, low, high = t_interval([run["accuracy"] for run in mine])
+        seconds = median([r["seconds"] for r in mine])
         rows.append({"system": name, "seeds": len(mine), "accuracy_mean": mean, "accuracy_low": low,
                      "accuracy_high": high, "mean_margin": statistics.fmean(r["mean_margin"] for r in mine),
-                     "per_seed": ", ".join(f"{r['accuracy']:.3f}" for r in mine),
-                     "seconds": median([r["seconds"] for r in mine]),
-                     "comparisons_per_s": train_split.pairs / median([r["seconds"] for r in mine])})  # fmt: skip
+                     "per_seed": ", ".join(f"{r['accuracy']:.3f}" for r in mine), "seconds": seconds,
+                     "seconds_per_step": seconds / steps, "comparisons_per_s": pairs / seconds,
+                     "tokens_per_s": tokens / seconds, "peak_rss_mib": median([r["peak_rss_mib"] for r in mine]),
+                     "cpu_seconds": median([r["cpu_user_s"] + r["cpu_sys_s"] for r in mine]),
+                     "cpu_sys_share": median([r["cpu_sys_s"] / max(r["cpu_user_s"] + r["cpu_sys_s"], 1e-9)
+                                              for r in mine])})  # fmt: skip
+    trl = [row for row in rows if row["system"] == "trl"]
+    for row in rows:
+        row["vs_trl"] = row["comparisons_per_s"] / trl[0]["comparisons_per_s"] if trl else None
+        row["cpu_vs_trl"] = trl[0]["cpu_seconds"] / row["cpu_seconds"] if trl else None  # load-robust: work done
     columns = [("system", "system"), ("seeds", "seeds"), ("accuracy_mean", "held-out acc (mean)"),
                ("accuracy_low", "95% low"), ("accuracy_high", "95% high"), ("per_seed", "per seed"),
-               ("mean_margin", "mean margin"), ("comparisons_per_s", "pairs/s"), ("seconds", "s per run")]
+               ("mean_margin", "mean margin"), ("seconds", "s per run (median)"), ("comparisons_per_s", "pairs/s"),
+               ("vs_trl", "x TRL"), ("cpu_seconds", "CPU s per run"), ("cpu_vs_trl", "x TRL (CPU s)"),
+               ("tokens_per_s", "tokens/s"), ("peak_rss_mib", "peak RSS MiB"),
+               ("cpu_sys_share", "CPU sys share")]  # fmt: skip
     table = markdown_table(rows, columns)
+    per_run = markdown_table(runs, [("seed", "seed"), ("system", "system"), ("accuracy", "acc"),
+                                    ("accuracy_low", "95% low"), ("accuracy_high", "95% high"),
+                                    ("mean_margin", "mean margin"), ("seconds", "s"), ("loop_seconds", "loop s"),
+                                    ("peak_rss_mib", "peak RSS MiB")])  # fmt: skip
     print(table)
-    description = (f"train: {train_split.pairs} pairs (lines {TRAIN_LINES[0]}-{TRAIN_LINES[1]} of "
-                   f"hh-rlhf-harmless/pairs.jsonl.gz that fit {args.max_length} tokens), held out: {len(held_out)} "
-                   f"pairs (lines {HELD_OUT_LINES[0]}-{HELD_OUT_LINES[1]}), one epoch = {steps} steps of "
-                   f"{PAIRS_PER_STEP} pairs, lr {LEARNING_RATE}")  # fmt: skip
-    return [{"rows": rows, "runs": runs, "description": description}], f"{description}\n\n{table}"
+    markdown = f"{description}\n\n{table}\n\nPer run:\n\n{per_run}"
+    return [{"rows": rows, "runs": runs, "description": description}], markdown
 
 
 # ----------------------------------------------------------------------------------------------------- speed
@@ -370,6 +426,10 @@ def main() -> None:
                         help="rewardkit's and best-TRL's precision, resolved once and reported (auto: bf16 where the "
                              "CPU computes it fast)")  # fmt: skip
     parser.add_argument("--pairs", type=int, default=SPEED_PAIRS, help="speed: the first N fitting pairs")
+    parser.add_argument("--train-pairs", type=int, help="accuracy: train on the first N fitting pairs (default: all)")
+    parser.add_argument("--held-out-pairs", type=int, help="accuracy: score the first N held-out pairs (default: all)")
+    parser.add_argument("--append", action="store_true",
+                        help="accuracy: keep the runs already in the results file and run only the seeds it lacks")
     parser.add_argument("--trl-defaults-steps", type=int, help="speed: steps of the trl-defaults run (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", help="results name under benchmarks/results/ (default: hh_minilm_<part>)")
@@ -392,18 +452,29 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="rewardkit-hh-minilm-"))
     started = time.perf_counter()
     info = environment(torch.device("cpu"))
-    part = {"speed": speed_part, "accuracy": accuracy_part, "profile": profile_part}[args.part]
-    payload, markdown = part(args, tokenizer, workdir)
-    info["load_average_at_end"] = __import__("os").getloadavg()[0]
-    info["wall_seconds"] = time.perf_counter() - started
     command = f"python benchmarks/hh_minilm.py {' '.join(sys.argv[1:])}"
-    notes = (f"# HH-RLHF with pretrained MiniLM-L6: {args.part}\n\n`{command}` ({info['wall_seconds'] / 60:.0f} min); "
-             f"{args.threads} torch thread(s); precision {args.precision} for rewardkit and TRL (best); CPU "
-             f"{info['cpu_model']} ({info['cpu_flags']}); load average {info['load_average_at_start']:.1f} at start, "
-             f"{info['load_average_at_end']:.1f} at end.\n\n{markdown}\n")  # fmt: skip
-    json_path, md_path = write_results(args.output or f"hh_minilm_{args.part}",
-                                       {"command": command, "environment": info, "args": {k: str(v) for k, v in
-                                        vars(args).items()}, "results": payload}, notes)  # fmt: skip
+
+    def write(payload: list[dict], markdown: str, partial: bool = True) -> tuple[Path, Path]:
+        info["load_average_at_end"] = os.getloadavg()[0]
+        info["wall_seconds"] = time.perf_counter() - started
+        status = " (partial: written after a seed, the run went on)" if partial else ""
+        commands = [*getattr(args, "earlier_commands", []), command]  # --append: every command that added runs
+        shown = ", then ".join(f"`{c}`" for c in commands)
+        notes = (f"# HH-RLHF with pretrained MiniLM-L6: {args.part}{status}\n\n{shown} "
+                 f"({info['wall_seconds'] / 60:.0f} min); {args.threads} torch thread(s); precision {args.precision} "
+                 f"for rewardkit and TRL (best); CPU {info['cpu_model']} ({info['cpu_flags']}); load average "
+                 f"{info['load_average_at_start']:.1f} at start, {info['load_average_at_end']:.1f} at end "
+                 f"(commit {info['commit']}){earlier_text(args)}.\n\n{markdown}\n")  # fmt: skip
+        document = {"command": command, "commands": commands, "partial": partial, "environment": info,
+                    "earlier_environments": getattr(args, "earlier_environments", []),  # --append: earlier runs
+                    "args": {k: str(v) for k, v in vars(args).items()}, "results": payload}  # fmt: skip
+        return write_results(args.output or f"hh_minilm_{args.part}", document, notes)
+
+    if args.part == "accuracy":
+        payload, markdown = accuracy_part(args, tokenizer, workdir, write)
+    else:
+        payload, markdown = {"speed": speed_part, "profile": profile_part}[args.part](args, tokenizer, workdir)
+    json_path, md_path = write(payload, markdown, partial=False)
     print(f"wrote {json_path} and {md_path}")
 
 

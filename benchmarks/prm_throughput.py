@@ -44,7 +44,6 @@ from common import (
     build_model_dir,
     environment,
     markdown_table,
-    resolve_device,
     run_alternating,
     summarize,
     write_jsonl,
@@ -56,21 +55,13 @@ from rewardkit.data.collate import pad_sequences
 from rewardkit.data.step_encoding import encode_step_dataset
 from rewardkit.data.step_formats import load_steps
 from rewardkit.data.steps import StepDataset, StepGroup, StepSolution, split_steps
+from rewardkit.device import resolve_device
 from rewardkit.model import RewardModel
 from rewardkit.model.step_metrics import auroc
 from rewardkit.training import TrainConfig, train
 from rewardkit.training.sampler import GroupBatchSchedule
 
 PROCESSBENCH = REPO.parent / "shared" / "data" / "processbench"
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its vector / matrix extensions (what decides fp32 and bf16 speed)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name or 'unknown CPU'} ({', '.join(wanted) or 'no AVX2'})"
 
 
 # -------------------------------------------------------------------------------------------------------- data
@@ -178,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device("cpu")
-    env = environment(device) | {"cpu_model": cpu_model()}
+    env = environment(device)  # CPU model and flags, threads, load average, commit
     train_set, validation = math_splits()
     if args.solutions:
         train_set = StepDataset(train_set.groups[: args.solutions], name=train_set.name)

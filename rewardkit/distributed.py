@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, GradientAccumulationPlugin, gather_object
 
 if TYPE_CHECKING:  # the model code (transformers) is imported where used: `train --num-processes` relaunches fast
@@ -77,6 +78,11 @@ SHARDING_LAUNCH_VARIABLES = (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACC
 
 
 def build_accelerator(config: TrainConfig) -> Accelerator:
+    # Accelerate keeps one state per process, and a new Accelerator inherits the mixed precision of the first: after
+    # a transformers / TRL Trainer with bf16 ran in this process, every rewardkit forward would silently run under
+    # its bf16 autocast (15-200x slower on CPUs without bf16 units). rewardkit applies --precision itself, so the
+    # state is rebuilt from this run's settings (as transformers' Trainer does); the process group is kept.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         cpu=use_cpu(config.device),
         # Passed as a plugin so ACCELERATE_GRADIENT_ACCUMULATION_STEPS cannot change it behind the trainer's back:

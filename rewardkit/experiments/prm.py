@@ -23,7 +23,6 @@ solution order, RM training) with a 95% t-interval; the SFT policy and the test 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 from rewardkit.model.step_metrics import auroc
 from rewardkit.rl.best_of_n import doubling_ns, expected_best_of_n
 from rewardkit.rl.prm_search import solution_scores
+from rewardkit.rl.statistics import NOT_RESOLVED, t_interval
 from rewardkit.training import TrainConfig, train
 from rewardkit.world.policy import SFTConfig, sample_responses, save_policy, train_sft_policy
 from rewardkit.world.steps import (
@@ -48,8 +48,6 @@ from rewardkit.world.steps import (
 ARMS = ("prm", "orm", "prm_mc")
 SCORERS = {"PRM min": ("prm", "min"), "PRM product": ("prm", "product"), "ORM": ("orm", "last"),
            "PRM (Monte-Carlo) min": ("prm_mc", "min")}
-# Two-sided 95% t quantiles by degrees of freedom (seeds - 1).
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 @dataclass
@@ -81,13 +79,14 @@ class PRMExperimentConfig:
 
 
 def mean_interval(values: list[float]) -> dict:
-    """Mean and 95% t-interval over seeds (no interval from one seed)."""
-    array = np.asarray(values, dtype=float)
-    mean = float(array.mean())
-    if len(array) < 2:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "seeds": len(array)}
-    half = T95.get(len(array) - 1, 1.96) * float(array.std(ddof=1)) / math.sqrt(len(array))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": len(array)}
+    """Mean and 95% t-interval over seeds (no interval from one seed), with the per-seed values (for paired
+    comparisons: every arm of a seed shares its world samples and labelling seed)."""
+    per_seed = [float(v) for v in values]
+    if len(per_seed) < 2:
+        return {"mean": per_seed[0], "low": float("nan"), "high": float("nan"), "seeds": 1, "per_seed": per_seed}
+    estimate = t_interval(per_seed)
+    return {"mean": estimate.value, "low": estimate.low, "high": estimate.high, "seeds": len(per_seed),
+            "per_seed": per_seed}
 
 
 def run_prm_experiment(config: PRMExperimentConfig, output_dir: str | Path, progress: bool = True) -> dict:
@@ -231,10 +230,20 @@ def _jsonable(value):
 
 
 def verdict(summary: dict, a: str, b: str, metric: str = "solution_auroc") -> str:
-    """'a > b', 'a < b' or 'not resolved': intervals over seeds that do not overlap, or that do."""
-    x, y = summary[metric][a], summary[metric][b]
-    if x["low"] > y["high"]:
-        return f"{a} > {b}"
-    if x["high"] < y["low"]:
-        return f"{a} < {b}"
-    return "not resolved (the intervals overlap)"
+    """`paired_verdict` of scorers `a` and `b` on a metric of the summary."""
+    return paired_verdict(a, summary[metric][a], b, summary[metric][b])
+
+
+def paired_verdict(a: str, a_entry: dict, b: str, b_entry: dict) -> str:
+    """'a > b' or 'a < b' when the 95% t-interval of the paired difference a - b over seeds (both measured on each
+    seed's labels and samples) lies above or below 0; otherwise not resolved."""
+    x, y = a_entry["per_seed"], b_entry["per_seed"]
+    if len(x) < 2:
+        return f"{NOT_RESOLVED} (one seed)"
+    difference = t_interval(np.subtract(x, y))
+    text = f"{a} − {b} = {difference.format('+.3f')}"
+    if difference.above(0):
+        return f"{a} > {b} ({text})"
+    if difference.below(0):
+        return f"{a} < {b} ({text})"
+    return f"{NOT_RESOLVED} ({text})"

@@ -60,7 +60,7 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rewardkit.experiments.prm import SCORERS, verdict
+    from rewardkit.experiments.prm import SCORERS, paired_verdict, verdict
     from rewardkit.reporting import Document
 
     output = Path(output_dir)
@@ -71,7 +71,8 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
         f"Step world (running sums), SFT policy right on {results['policy']['gold_final_accuracy']:.1%} of test "
         f"solutions. Budget {config['budget']:g} label units per arm; {config['seeds']} seeds (labelling draws, "
         "solution order, RM training); the SFT policy and the test samples are fixed. Intervals: 95% t-intervals "
-        "over seeds. A verdict is stated only where the intervals do not overlap.")
+        "over seeds. A verdict is stated only where the 95% t-interval of the paired difference over seeds (both "
+        "scorers measured on the same seed's labels and samples) excludes 0.")
     labels = s["labels"]
     document.table(["arm", "labelled solutions", "human label units", "policy samples"], [
         ["PRM (human, up to the first error)", _ci(labels["prm_solutions"]), _ci(labels["prm_steps_read"]), 0],
@@ -84,8 +85,11 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
                    [[name, _ci(s["solution_auroc"][name]), _ci(s["best_of_n"][name][-1])] for name in SCORERS])
     document.table(["reward model", "step AUROC (on-track steps)"],
                    [[arm, _ci(entry)] for arm, entry in s["step_auroc"].items()])
-    document.bullets([f"solution AUROC: {verdict(s, 'PRM min', 'ORM')}",
-                      f"solution AUROC: {verdict(s, 'PRM (Monte-Carlo) min', 'ORM')}"])
+    best = {name: s["best_of_n"][name][-1] for name in SCORERS}
+    prms = ("PRM min", "PRM (Monte-Carlo) min")
+    document.bullets([f"solution AUROC: {verdict(s, prm, 'ORM')}" for prm in prms]
+                     + [f"gold accuracy, best of {best_n}: {paired_verdict(prm, best[prm], 'ORM', best['ORM'])}"
+                        for prm in prms])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name in SCORERS:
         curve = s["best_of_n"][name]

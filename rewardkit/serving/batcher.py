@@ -39,6 +39,7 @@ class BatchFailedError(Exception):
 class _Item:
     input_ids: Sequence[int]
     future: asyncio.Future
+    reward_positions: Sequence[int] | None = None  # a process RM's step ends; None: one reward at the last token
 
 
 class DynamicBatcher:
@@ -76,12 +77,16 @@ class DynamicBatcher:
         self._worker.shutdown(wait=True)
 
     # ------------------------------------------------------------------------------------------ requests
-    async def score(self, sequences: Sequence[Sequence[int]]) -> list[float]:
-        """Rewards (normalized per the checkpoint) for `sequences`, in order."""
+    async def score(
+        self, sequences: Sequence[Sequence[int]], reward_positions: Sequence[Sequence[int]] | None = None
+    ) -> list[float] | list[list[float]]:
+        """Rewards (normalized per the checkpoint) for `sequences`, in order: one per sequence, or with
+        `reward_positions` a list per sequence, one reward per position (a process RM's steps)."""
         if self._queue.qsize() + len(sequences) > self.max_queue_size:
             raise QueueFullError(f"{self._queue.qsize()} sequences are already waiting (limit {self.max_queue_size})")
         loop = asyncio.get_running_loop()
-        items = [_Item(ids, loop.create_future()) for ids in sequences]
+        positions = reward_positions if reward_positions is not None else [None] * len(sequences)
+        items = [_Item(ids, loop.create_future(), p) for ids, p in zip(sequences, positions, strict=True)]
         for item in items:
             self._queue.put_nowait(item)
         self.metrics.queue_depth.set(self._queue.qsize())
@@ -116,7 +121,7 @@ class DynamicBatcher:
                 if not batch:
                     continue
                 try:
-                    rewards = await loop.run_in_executor(self._worker, self._forward, [i.input_ids for i in batch])
+                    rewards = await loop.run_in_executor(self._worker, self._forward, batch)
                 except Exception as error:  # the model raised: fail this batch only, keep serving
                     logger.exception("forward pass over %d sequences failed", len(batch))
                     self.metrics.batch_failures.inc()
@@ -129,8 +134,13 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_result(reward)
 
-    def _forward(self, sequences: list[Sequence[int]]) -> list[float]:
-        """Runs in the worker thread: one padded forward pass, then the checkpoint's normalization."""
-        raw = self.model.score_encoded(sequences, batch_size=len(sequences))
-        rewards: torch.Tensor = self.model.normalize(raw)
-        return rewards.tolist()
+    def _forward(self, batch: list[_Item]) -> list[float] | list[list[float]]:
+        """Runs in the worker thread: one forward pass, then the checkpoint's normalization. A server's model is
+        either an outcome RM (every item one reward) or a process RM (every item its step positions)."""
+        sequences = [item.input_ids for item in batch]
+        if batch[0].reward_positions is None:
+            rewards: torch.Tensor = self.model.normalize(self.model.score_encoded(sequences, batch_size=len(batch)))
+            return rewards.tolist()
+        raw = self.model.score_encoded_steps(sequences, [item.reward_positions for item in batch],
+                                             batch_size=len(batch))
+        return [self.model.normalize(step_rewards).tolist() for step_rewards in raw]

@@ -1,9 +1,16 @@
 """Request bodies -> (prompt, response) pairs, with a 4xx naming the offending field for anything else.
 
-Two shapes are accepted:
+Three shapes are accepted:
 - rewardkit's own `POST /score`: {"prompts": [...], "responses": [...]}, each item text or chat messages. The reply
   is {"rewards": [...], "truncated": [...]}; clients must ignore keys they do not know, so that later replies can add
-  some (per-step rewards for process reward models will be one) without breaking anyone.
+  some without breaking anyone.
+- `POST /score` with solutions as steps, for a process reward model: {"prompts": [...], "steps": [[step, ...], ...],
+  "aggregation": "min"} (aggregation optional: min, product, last or mean; default min). The reply is
+  {"step_rewards": [[...], ...], "rewards": [...], "aggregation": "min", "steps_scored": [...], "truncated": [...]}:
+  one reward (a logit, normalized as the checkpoint says) per step, a solution score aggregated from the steps'
+  probabilities sigmoid(reward) (null when truncation cut every step), and how many steps got a reward (steps past
+  max_length get none). An outcome reward model refuses steps, and a process reward model refuses plain responses,
+  each with a 422 that says what to send.
 - OpenRLHF's remote reward model protocol, `POST /get_reward`: {"query": [...], "prompts": [...], "labels": [...]}.
   "query" is prompt + response as the trainer decoded it *with special tokens kept*: it may start with BOS (and
   left padding), end with EOS (and right padding), carry the prompt left-truncated to the trainer's
@@ -22,7 +29,9 @@ from typing import Any
 
 from rewardkit.data.errors import DataError
 from rewardkit.data.records import Text
+from rewardkit.data.step_formats import check_steps
 from rewardkit.data.validate import check_text
+from rewardkit.model.step_scores import AGGREGATIONS
 
 # A left-truncated prompt must keep at least this many characters of its end for the split to be trusted.
 MIN_PROMPT_OVERLAP = 8
@@ -102,6 +111,34 @@ def parse_score(body: dict[str, Any]) -> list[Pair]:
         Pair(_text(prompt, f"prompts[{i}]"), _text(response, f"responses[{i}]"), f"responses[{i}]")
         for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True))
     ]
+
+
+@dataclass(frozen=True)
+class Solution:
+    prompt: Text
+    steps: list[str]
+    field: str  # how error messages name this item, e.g. "steps[3]"
+
+
+def parse_score_steps(body: dict[str, Any]) -> tuple[list[Solution], str]:
+    """(the solutions, the aggregation) of a `POST /score` with "steps"."""
+    if "responses" in body:
+        raise RequestError(422, "send either 'responses' (one reward per response) or 'steps' (one per step), "
+                           "not both", "responses")
+    prompts, solutions = _list_field(body, "prompts"), _list_field(body, "steps")
+    _same_length(prompts, "prompts", solutions, "steps")
+    aggregation = body.get("aggregation", "min")
+    if aggregation not in AGGREGATIONS:
+        raise RequestError(422, f"'aggregation' must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}",
+                           "aggregation")
+    items = []
+    for i, (prompt, steps) in enumerate(zip(prompts, solutions, strict=True)):
+        try:
+            items.append(Solution(_text(prompt, f"prompts[{i}]"), check_steps(steps, "request", f"steps[{i}]"),
+                                  f"steps[{i}]"))
+        except DataError as error:
+            raise RequestError(422, f"{error.field}: {error.message}", error.field) from None
+    return items, aggregation
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import torch
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -30,11 +31,21 @@ from starlette.routing import Route
 
 from rewardkit.data.tokenize import EncodedSequence
 from rewardkit.model import RewardModel
+from rewardkit.model.step_scores import aggregate_steps
 from rewardkit.serving.asgi import AsgiServer, ServerHooks, bearer_token_matches, serve_until_signalled
 from rewardkit.serving.batcher import BatchFailedError, DynamicBatcher, QueueFullError
 from rewardkit.serving.config import ServerConfig
 from rewardkit.serving.metrics import CONTENT_TYPE, ServerMetrics
-from rewardkit.serving.protocol import Pair, RequestError, SpecialTokens, parse_get_reward, parse_json, parse_score
+from rewardkit.serving.protocol import (
+    Pair,
+    RequestError,
+    Solution,
+    SpecialTokens,
+    parse_get_reward,
+    parse_json,
+    parse_score,
+    parse_score_steps,
+)
 
 logger = logging.getLogger("rewardkit.serving")
 
@@ -153,9 +164,31 @@ class RewardServer:
 
     # ------------------------------------------------------------------------------------------ endpoints
     async def _score(self, request: Request) -> JSONResponse:
-        pairs = parse_score(await self._read_json(request))
+        body = await self._read_json(request)
+        if "steps" in body:
+            return await self._score_steps(body)
+        pairs = parse_score(body)
         rewards, truncated = await self._score_pairs(pairs, "prompts")
         return JSONResponse({"rewards": rewards, "truncated": truncated})
+
+    async def _score_steps(self, body: dict) -> JSONResponse:
+        """A process RM's reward per step, and each solution's score aggregated from them (protocol.py)."""
+        if not self.model.is_process:
+            raise RequestError(422, "this server's model is an outcome reward model: one reward per response, not "
+                               "per step; send 'responses' (per-step rewards need a process reward model, trained "
+                               "with `rewardkit train` on step-labelled data)", "steps")
+        solutions, aggregation = parse_score_steps(body)
+        loop = asyncio.get_running_loop()
+        encoded = await loop.run_in_executor(self._tokenizer_thread, self._encode_steps, solutions)
+        step_rewards = await self._run_batches(encoded, [s.field for s in solutions], "steps", steps=True)
+        scores = [aggregate_steps(torch.tensor(rewards), aggregation) for rewards in step_rewards]
+        return JSONResponse({
+            "step_rewards": step_rewards,
+            "rewards": [score if math.isfinite(score) else None for score in scores],  # None: every step was cut
+            "aggregation": aggregation,
+            "steps_scored": [len(rewards) for rewards in step_rewards],
+            "truncated": [e.truncated for e in encoded],
+        })
 
     async def _get_reward(self, request: Request) -> JSONResponse:
         body = await self._read_json(request)
@@ -172,6 +205,7 @@ class RewardServer:
             "model": str(getattr(self.model.hf_model.config, "_name_or_path", "")),
             "max_length": self.model.max_length,
             "normalized": self.model.normalization is not None,
+            "process": self.model.is_process,  # rates steps: POST /score takes "steps", not "responses"
             "max_batch_size": self.config.max_batch_size,
             "strict": self.config.strict,
         })
@@ -181,27 +215,54 @@ class RewardServer:
 
     # ------------------------------------------------------------------------------------------ scoring
     async def _score_pairs(self, pairs: list[Pair], list_field: str) -> tuple[list[float], list[bool]]:
-        if len(pairs) > self.config.max_queue_size:  # would never fit: a 413, not a 429 to retry forever
-            raise RequestError(413, f"{len(pairs)} items in one request; this server takes at most "
-                               f"{self.config.max_queue_size} (split the request)", list_field)
+        if self.model.is_process:
+            raise RequestError(422, "this server's model is a process reward model: it rates steps; send each "
+                               "solution as 'steps' (a list of step texts) to POST /score", list_field)
+        self._check_count(len(pairs), list_field)
         loop = asyncio.get_running_loop()
         encoded = await loop.run_in_executor(self._tokenizer_thread, self._encode, pairs)
+        rewards = await self._run_batches(encoded, [pair.field for pair in pairs], list_field)
+        return rewards, [e.truncated for e in encoded]
+
+    def _check_count(self, count: int, list_field: str) -> None:
+        if count > self.config.max_queue_size:  # would never fit: a 413, not a 429 to retry forever
+            raise RequestError(413, f"{count} items in one request; this server takes at most "
+                               f"{self.config.max_queue_size} (split the request)", list_field)
+
+    async def _run_batches(self, encoded: list[EncodedSequence], fields: list[str], list_field: str,
+                           steps: bool = False) -> list:
+        """The rewards of encoded items through the batcher (per step with `steps`), as 4xx/5xx replies when the
+        request cannot be scored."""
+        self._check_count(len(encoded), list_field)
         truncated = [e.truncated for e in encoded]
         if self.config.strict and any(truncated):
-            field = pairs[truncated.index(True)].field
-            raise RequestError(422, f"prompt + response is longer than max_length={self.model.max_length} tokens "
-                               "(the server runs with --strict, which refuses instead of truncating)", field)
+            what = "prompt + steps" if steps else "prompt + response"
+            raise RequestError(422, f"{what} is longer than max_length={self.model.max_length} tokens "
+                               "(the server runs with --strict, which refuses instead of truncating)",
+                               fields[truncated.index(True)])
+        positions = [e.reward_positions for e in encoded] if steps else None
         try:
-            rewards = await self.batcher.score([e.input_ids for e in encoded])
+            rewards = await self.batcher.score([e.input_ids for e in encoded], positions)
         except QueueFullError as error:
             raise RequestError(429, f"server busy: {error}; retry later", headers={"Retry-After": "1"}) from None
         except BatchFailedError as error:
             raise RequestError(500, f"scoring failed: {error}") from None
-        if not all(math.isfinite(r) for r in rewards):
+        values = [r for item in rewards for r in item] if steps else rewards
+        if not all(math.isfinite(r) for r in values):
             raise RequestError(500, "the model produced a non-finite reward (NaN or infinity)")
         self.metrics.sequences.inc(len(encoded))
         self.metrics.truncated.inc(sum(truncated))
-        return rewards, truncated
+        return rewards
+
+    def _encode_steps(self, solutions: list[Solution]) -> list[EncodedSequence]:
+        """Runs in the tokenizer thread: (problem, steps) with a reward position at each step's separator."""
+        encoded = []
+        for solution in solutions:
+            try:
+                encoded.extend(self.model.encode_steps([solution.prompt], [solution.steps]))
+            except Exception as error:
+                raise RequestError(422, f"could not be tokenized: {error}", solution.field) from None
+        return encoded
 
     def _encode(self, pairs: list[Pair]) -> list[EncodedSequence]:
         """Runs in the tokenizer thread. A pair the tokenizer or chat template rejects is the client's 422."""

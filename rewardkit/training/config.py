@@ -60,7 +60,7 @@ class TrainConfig(StepDataOptions):
     gradient_checkpointing: bool = option(False, "trade compute for memory")
     # Dropout off while training (TRL's and OpenRLHF's default too): with it the two rewards of a comparison are
     # computed under different random masks, which adds noise to r_w - r_l, and on CPUs attention dropout forces
-    # sdpa off its fused kernel (4x slower steps measured on MiniLM).
+    # sdpa off its fused kernel. --dropout keeps the backbone's own rates.
     dropout: bool = option(False, "keep the backbone's dropout while training (off by default, as in TRL)")
     # Compute each group's shared prompt once, responses attending to it (rotary decoders; other models ignore it).
     # Same rewards and gradients as the padded forward up to float rounding (tests/perf, tests/training).

@@ -63,7 +63,7 @@ def test_health_reports_the_model(server, rm_dir):
     status, _, body = call(server.url, "GET", "/health")
     assert status == 200
     assert body == {"status": "ok", "pid": os.getpid(), "model": str(rm_dir), "max_length": 64, "normalized": True,
-                    "max_batch_size": 32, "strict": False}
+                    "process": False, "max_batch_size": 32, "strict": False}
 
 
 def test_metrics_in_prometheus_text_format(server):

@@ -101,9 +101,9 @@ def test_step_options_are_checked_with_a_clear_message(tiny_sft, tmp_path):
     from rewardkit.errors import RewardkitError
 
     data = write_jsonl(tmp_path / "steps.jsonl", step_records(8))
-    with pytest.raises(RewardkitError, match="'pairs' is not a step format"):
+    with pytest.raises(RewardkitError, match="--format pairs is not a step format"):
         train(_config(tiny_sft, data, tmp_path / "a", objective="steps", format="pairs", max_steps=1))
-    with pytest.raises(RewardkitError, match="invalid neutral_steps='maybe'"):
+    with pytest.raises(RewardkitError, match="--neutral-steps must be one of positive, negative, ignore"):
         train(_config(tiny_sft, data, tmp_path / "b", neutral_steps="maybe", max_steps=1))
-    with pytest.raises(RewardkitError, match="invalid objective='ppo'"):
+    with pytest.raises(RewardkitError, match="--objective must be one of auto, bradley_terry, steps"):
         train(_config(tiny_sft, data, tmp_path / "c", objective="ppo", max_steps=1))

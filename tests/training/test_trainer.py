@@ -250,3 +250,24 @@ def test_dropout_is_off_while_training_unless_asked_for(tmp_path):
     config.dropout = True
     rates = [m.p for m in build_reward_model(config, None).modules() if isinstance(m, torch.nn.Dropout)]
     assert set(rates) == {0.1}  # the backbone's own hidden and attention dropout
+
+
+def test_training_keeps_its_precision_after_a_bf16_accelerator_ran_in_the_same_process(tiny_sft, tmp_path):
+    # Accelerate's per-process state used to hand an earlier Accelerator's bf16 mixed precision (TRL's defaults,
+    # say) to rewardkit's, so an fp32 run silently trained under bf16 autocast.
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(16))
+    common = dict(max_steps=2, eval_fraction=0.25, save_steps=100, eval_steps=100, precision="fp32")
+    train(_config(tiny_sft, data, tmp_path / "alone", **common))
+    try:
+        AcceleratorState._reset_state()  # as transformers' Trainer does before building its own Accelerator
+        assert Accelerator(cpu=True, mixed_precision="bf16").mixed_precision == "bf16"
+        result = train(_config(tiny_sft, data, tmp_path / "after-bf16", **common))
+    finally:
+        AcceleratorState._reset_state()
+    alone, after = (load_file(tmp_path / run / "model.safetensors") for run in ("alone", "after-bf16"))
+    for name in alone:
+        torch.testing.assert_close(after[name], alone[name], atol=0, rtol=0, msg=name)
+    assert result.steps == 2

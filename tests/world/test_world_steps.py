@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from rewardkit.experiments.prm import PRMExperimentConfig, mean_interval, run_prm_experiment
+from rewardkit.experiments.prm import PRMExperimentConfig, mean_interval, paired_verdict, run_prm_experiment
 from rewardkit.experiments.prm_cli import write_report
 from rewardkit.model import RewardModel
 from rewardkit.rl.prm_search import BeamSearchConfig, prm_best_of_n, solution_scores, step_beam_search
+from rewardkit.rl.statistics import NOT_RESOLVED
 from rewardkit.world.policy import SFTConfig, save_policy, train_sft_policy
 from rewardkit.world.steps import (
     DELIMITER,
@@ -99,3 +100,12 @@ def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_pol
     assert (tmp_path / "plots" / "ppo.png").is_file() and "PPO reward" in files["markdown"].read_text()
     assert json.loads((tmp_path / "results.json").read_text())["config"]["budget"] == 60
     assert mean_interval([1.0])["seeds"] == 1
+
+
+def test_a_verdict_needs_the_paired_difference_interval_to_exclude_zero():
+    better, worse = {"per_seed": [0.80, 0.83, 0.81]}, {"per_seed": [0.70, 0.72, 0.69]}
+    assert paired_verdict("PRM", better, "ORM", worse).startswith("PRM > ORM")
+    assert paired_verdict("ORM", worse, "PRM", better).startswith("ORM < PRM")
+    noisy = {"per_seed": [0.90, 0.60, 0.85]}
+    assert paired_verdict("PRM", noisy, "ORM", worse).startswith(NOT_RESOLVED)
+    assert paired_verdict("PRM", {"per_seed": [0.9]}, "ORM", {"per_seed": [0.1]}).startswith(NOT_RESOLVED)
