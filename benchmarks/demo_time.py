@@ -42,20 +42,19 @@ def main() -> None:
     parser.add_argument("--only", choices=["quick", "default"])
     parser.add_argument("--keep", metavar="DIR", help="keep each run's report in DIR/quick and DIR/default")
     args = parser.parse_args()
-    modes = [args.only == "quick"] if args.only else [True, False]
-    rows = [time_demo(quick, args.keep) for quick in modes]
-    for row in rows:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "demo_time.json"
+    previous = json.loads(path.read_text())["runs"] if path.exists() and args.only else []
+    for quick in [args.only == "quick"] if args.only else [True, False]:
+        row = time_demo(quick, args.keep)
         verdict = "within" if row["wall_seconds"] < row["target_seconds"] else "OVER"
         stages = ", ".join(f"{k} {v:.0f}s" for seed in row["stage_seconds"].values() for k, v in seed.items()
                            if k != "total")
         print(f"{row['mode']:>8}: {row['wall_seconds']:.0f} s wall ({verdict} the {row['target_seconds']} s target; "
               f"load average {row['load_average_before'][0]:.1f} before, {row['load_average_after'][0]:.1f} after); "
-              f"{stages}")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "demo_time.json"
-    previous = json.loads(path.read_text())["runs"] if path.exists() and args.only else []
-    runs = [run for run in previous if run["mode"] not in {row["mode"] for row in rows}] + rows
-    path.write_text(json.dumps({"cpu_count": os.cpu_count(), "runs": runs}, indent=2) + "\n")
+              f"{stages}", flush=True)
+        previous = [run for run in previous if run["mode"] != row["mode"]] + [row]
+        path.write_text(json.dumps({"cpu_count": os.cpu_count(), "runs": previous}, indent=2) + "\n")  # after each
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import sys
 
 from rewardkit.cli_options import (
@@ -158,6 +159,8 @@ def _add_demo(subparsers) -> None:
     p.add_argument("--workers", type=int, help="processes that run a seed's PPO runs side by side; the results do "
                    "not depend on it (default: the number of CPUs, at most 4)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress and stage headings")
+    p.add_argument("--redraw", action="store_true", help="run nothing: write the report and plots again from "
+                   "OUTPUT/results.json (and timings.json) of an earlier run")
     p.set_defaults(handler=_run_demo)
 
 
@@ -175,6 +178,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise RewardkitError(f"--workers must be at least 1, got {args.workers}")
     workers = args.workers or min(os.cpu_count() or 1, 4)
+    if args.redraw:
+        return _redraw_demo_report(Path(args.output))
     from rewardkit.demo import DemoConfig, run_demo, write_report
     from rewardkit.demo.report import summary_lines
     from rewardkit.progress import Console
@@ -197,6 +202,19 @@ def _run_demo(args: argparse.Namespace) -> int:
     lines = summary_lines(results) + (mitigation_lines(results["mitigations"]) if args.mitigations else [])
     print("\n".join(f"- {line}" for line in lines))
     print(f"report: {files['markdown']} (and {files['html'].name}, plots/, results.json, timings.json)")
+    return 0
+
+
+def _redraw_demo_report(output: pathlib.Path) -> int:
+    import json
+
+    results_file = output / "results.json"
+    if not results_file.is_file():
+        raise RewardkitError(f"--redraw: {results_file} not found; give the --output of an earlier demo run")
+    from rewardkit.demo import write_report
+
+    files = write_report(json.loads(results_file.read_text()), output)
+    print(f"report: {files['markdown']} (and {files['html'].name}, plots/) redrawn from {results_file}")
     return 0
 
 

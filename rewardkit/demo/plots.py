@@ -6,6 +6,7 @@ Every curve is drawn with a band: its 95% interval over seeds, or with one seed 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -39,10 +40,17 @@ def series(points: list[dict], key: str) -> tuple[np.ndarray, np.ndarray | None,
 
 
 def _line_with_band(ax, x, points: list[dict], key: str, colour: str, label: str, marker: str = "o-") -> None:
+    """The curve with its interval: a band where x only grows (n, steps), error bars where it turns back (√KL of an
+    RL run, which a KL penalty holds in place), since a band drawn back and forth hides the curve."""
     values, low, high = series(points, key)
     ax.plot(x, values, marker, color=colour, label=label, markersize=3)
-    if low is not None:
+    if low is None:
+        return
+    if np.all(np.diff(np.asarray(x, dtype=float)) >= 0):
         ax.fill_between(x, low, high, color=colour, alpha=0.18, linewidth=0)
+    else:
+        ax.errorbar(x, values, yerr=[values - low, high - values], fmt="none", ecolor=colour, alpha=0.45,
+                    capsize=2, linewidth=0.8)
 
 
 def _fit_line(ax, fit: dict, d_max: float, colour: str) -> None:
@@ -81,22 +89,32 @@ def plot_best_of_n(best_of_n: dict, path: Path) -> Path:
 
 
 def plot_ppo(ppo_runs: dict[str, dict], path: Path) -> Path:
-    """Proxy and gold against √KL for every β; a third panel zooms on the runs a KL penalty kept close to SFT."""
+    """Proxy and gold against √KL for every β; a third panel follows the runs a KL penalty kept close to SFT step by
+    step (gold with its band, √KL on the right axis), which on the shared √KL axis would be squeezed into a corner."""
     penalized = {name: run for name, run in ppo_runs.items() if not name.endswith("=0")}
     panels = 3 if penalized else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.0 * panels, 4.3))
+    kl_axis = axes[2].twinx() if penalized else None
     for colour, (name, run) in zip(_COLOURS, ppo_runs.items(), strict=False):
         d = np.array([p["sqrt_kl"] for p in run["points"]])
         _line_with_band(axes[0], d, run["points"], "proxy", colour, f"PPO {name}")
         _line_with_band(axes[1], d, run["points"], "gold", colour, f"PPO {name}")
         _fit_line(axes[1], run["fit"], float(d.max()), colour)
         if name in penalized:
-            _line_with_band(axes[2], d, run["points"], "gold", colour, f"PPO {name}")
-            _fit_line(axes[2], run["fit"], float(d.max()), colour)
-    titles = ("PPO: proxy reward (the RM)", "PPO: gold reward", "PPO with a KL penalty: gold, zoomed")
-    for ax, title in zip(axes, titles, strict=False):
-        ax.axhline(0, color="grey", linewidth=0.6)
+            steps = [p["step"] for p in run["points"]]
+            _line_with_band(axes[2], steps, run["points"], "gold", colour, f"PPO {name}: gold")
+            kl_axis.plot(steps, d, ":", color=colour, label=f"PPO {name}: √KL (right axis)")
+    for ax, title in zip(axes[:2], ("PPO: proxy reward (the RM)", "PPO: gold reward"), strict=True):
         ax.set(xlabel="√KL(π ‖ π_SFT)  (nats^½, held-out prompts)", title=title)
+    if penalized:
+        axes[2].set(xlabel="PPO step", title="PPO with a KL penalty: gold by step")
+        kl_axis.set_ylabel("√KL(π ‖ π_SFT)  (nats^½)")
+        kl_axis.set_ylim(bottom=0)
+        handles = [h for ax in (axes[2], kl_axis) for h in ax.get_legend_handles_labels()[0]]
+        axes[2].legend(handles=handles, fontsize=7, loc="lower right")
+    for ax in axes:
+        ax.axhline(0, color="grey", linewidth=0.6)
+    for ax in axes[:2]:
         ax.legend(fontsize=7)
     axes[0].set_ylabel("reward (centred: SFT = 0)")
     fig.tight_layout()
@@ -141,7 +159,7 @@ def plot_reward_models(ceilings: dict, runs: dict, path: Path) -> Path:
         axes[0].axhline(number(ceilings[key]), color="black", linestyle=style, linewidth=1,
                         label=f"{label}: {number(ceilings[key]):.3f}")
     axes[0].axhline(0.5, color="grey", linewidth=0.6)
-    axes[0].set_xticks(x, [name.replace(" (", "\n(").replace(", ", ",\n") for name in judges], fontsize=7)
+    axes[0].set_xticks(x, [textwrap.fill(name, 16) for name in judges], fontsize=7)  # long names side by side
     axes[0].set(ylim=(0.4, 1.0), ylabel="pairwise accuracy", title="Accuracy on held-out rankings")
     axes[0].legend(fontsize=7, loc="upper left", ncol=2)
 

@@ -275,8 +275,8 @@ def build_document(results: dict, plots: dict[str, str], timings: dict | None = 
                   [[p["step"], p["kl"], fmt(p["proxy"]), fmt(p["gold"]), fmt(p["length"], "+.1f"),
                     fmt(p["format_rate"], "+.3f"), fmt(p["topicality"], "+.3f"), fmt(p["coverage"], "+.3f")]
                    for p in run["points"]])
-    doc.image(plots["ppo"], "PPO: proxy and gold reward against √KL for each KL penalty β, with fits; the penalized "
-                            "runs zoomed on the right")
+    doc.image(plots["ppo"], "PPO: proxy and gold reward against √KL for each KL penalty β, with fits; on the right "
+                            "the penalized runs step by step")
     doc.image(plots["ppo_features"], "PPO: what changes in the responses, against steps")
 
     doc.heading("5. Mechanism controls: which part of the setup makes gold fall")

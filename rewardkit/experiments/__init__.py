@@ -25,4 +25,29 @@ def _prm() -> Experiment:
     return prm_cli.EXPERIMENT
 
 
-EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"prm": _prm}
+def _frontier() -> Experiment:
+    from rewardkit.experiments import frontier_cli
+
+    return frontier_cli.EXPERIMENT
+
+
+def _scaling() -> Experiment:
+    from rewardkit.experiments import scaling_cli
+
+    return scaling_cli.EXPERIMENT
+
+
+def _ensembles() -> Experiment:
+    from rewardkit.experiments import ensembles_cli
+
+    return ensembles_cli.EXPERIMENT
+
+
+def _length() -> Experiment:
+    from rewardkit.experiments import length_control_cli
+
+    return length_control_cli.EXPERIMENT
+
+
+EXPERIMENTS: dict[str, Callable[[], Experiment]] = {"prm": _prm, "frontier": _frontier, "scaling": _scaling,
+                                                    "ensembles": _ensembles, "length": _length}

@@ -1,5 +1,5 @@
-"""Policy optimisation against a reward model: sampling, KL, best-of-n, PPO, over-optimization fits, and the
-held-out evaluation of an optimized policy with intervals (evaluation.py, curves.py, statistics.py).
+"""Policy optimisation against a reward model: sampling, KL, best-of-n, PPO, RLOO and GRPO, over-optimization fits,
+and the held-out evaluation of an optimized policy with intervals (evaluation.py, curves.py, statistics.py).
 
 A reward function is any `Callable[[list[str], list[str]], torch.Tensor]` mapping (prompts, responses) to one
 score per response; the reward model and the gold reward are both adapted to it.
@@ -17,6 +17,15 @@ from rewardkit.rl.best_of_n import (
     expected_best_of_n,
     kl_best_of_n,
 )
+from rewardkit.rl.critic_free import (
+    CriticFreeResult,
+    GRPOConfig,
+    RLOOConfig,
+    group_normalized_advantages,
+    rloo_advantages,
+    train_grpo,
+    train_rloo,
+)
 from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
 from rewardkit.rl.evaluation import HeldOutEvaluation
 from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, sequence_kl
@@ -31,13 +40,16 @@ __all__ = [
     "AdaptiveKLController",
     "BestOfNConfig",
     "BestOfNResult",
+    "CriticFreeResult",
     "Estimate",
     "FixedKLController",
+    "GRPOConfig",
     "HeldOutEvaluation",
     "OptimizationCurve",
     "OveroptimizationFit",
     "PPOConfig",
     "PPOResult",
+    "RLOOConfig",
     "RewardFn",
     "Samples",
     "ValueModel",
@@ -51,6 +63,7 @@ __all__ = [
     "fit_best_of_n",
     "fit_overoptimization",
     "fit_rl",
+    "group_normalized_advantages",
     "kl_best_of_n",
     "kl_k1",
     "kl_k3",
@@ -58,12 +71,15 @@ __all__ = [
     "over_seeds",
     "paired_difference",
     "response_logprobs",
+    "rloo_advantages",
     "sample_responses",
     "score_responses",
     "sequence_kl",
     "shaped_rewards",
     "summarize_curve",
     "t_interval",
+    "train_grpo",
     "train_ppo",
+    "train_rloo",
     "verdict",
 ]

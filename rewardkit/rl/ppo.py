@@ -33,6 +33,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from rewardkit.lm import position_ids_from_mask, response_logprobs, sample_responses
 from rewardkit.progress import progress_bar
 from rewardkit.rl.kl import KLEstimator, kl_k1, kl_k3, kl_per_token
+from rewardkit.rl.losses import clipped_surrogate, clipped_value_loss, masked_mean, masked_whiten
 from rewardkit.rl.rewards import RewardFn, score_responses
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 
@@ -104,16 +105,6 @@ class ValueModel(nn.Module):
             use_cache=False,
         ).last_hidden_state
         return self.value_head(hidden[:, -num_response - 1 : -1].float()).squeeze(-1)
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp(min=1)
-
-
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
-    return (x - mean) * torch.rsqrt(var + 1e-8) * mask
 
 
 def generalized_advantages(
@@ -228,22 +219,12 @@ def train_ppo(
                 idx = idx.to(device)
                 mb_mask = mask[idx]
                 logp = response_logprobs(policy, input_ids[idx], attention_mask[idx], mb_mask, config.temperature)
-                ratio = torch.exp(logp - logp_old[idx])
-                mb_advantages = advantages[idx]
-                pg_losses = torch.max(
-                    -mb_advantages * ratio,
-                    -mb_advantages * ratio.clamp(1 - config.clip_range, 1 + config.clip_range),
-                )
+                pg_losses, clipped = clipped_surrogate(logp, logp_old[idx], advantages[idx], config.clip_range)
                 policy_loss = masked_mean(pg_losses, mb_mask)
 
                 values = value_model(input_ids[idx], attention_mask[idx], num_response)
-                value_losses = (values - returns[idx]) ** 2
-                if config.value_clip_range is not None:
-                    values_clipped = values_old[idx] + (values - values_old[idx]).clamp(
-                        -config.value_clip_range, config.value_clip_range
-                    )
-                    value_losses = torch.max(value_losses, (values_clipped - returns[idx]) ** 2)
-                value_loss = 0.5 * masked_mean(value_losses, mb_mask)
+                value_loss = masked_mean(
+                    clipped_value_loss(values, values_old[idx], returns[idx], config.value_clip_range), mb_mask)
 
                 loss = policy_loss + config.vf_coef * value_loss
                 optimizer.zero_grad()
@@ -252,7 +233,6 @@ def train_ppo(
                 optimizer.step()
 
                 with torch.no_grad():
-                    clipped = ((ratio - 1).abs() > config.clip_range).float()
                     stats["policy_loss"].append(policy_loss.item())
                     stats["value_loss"].append(value_loss.item())
                     stats["clip_fraction"].append(masked_mean(clipped, mb_mask).item())

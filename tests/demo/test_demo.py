@@ -80,6 +80,10 @@ def test_report_states_verdicts_only_with_intervals_and_draws_bands(two_seeds):
     seeds_dir, _ = two_seeds
     results = json.loads((seeds_dir / "results.json").read_text())
     files = write_report(results, seeds_dir)
+    first = files["markdown"].read_text()
+    files["markdown"].unlink()
+    assert main(["demo", "--redraw", "--output", str(seeds_dir)]) == 0  # the same report again from results.json
+    assert files["markdown"].read_text() == first
     markdown = files["markdown"].read_text()
     for text in ("Bayes ceiling", "length-only rule", "noise-free labeller utility", "Mechanism controls",
                  "held out (leave-one-point-out)", "fitted peak", "observed peak", "Seeds 0, 1"):
@@ -96,10 +100,11 @@ def test_report_states_verdicts_only_with_intervals_and_draws_bands(two_seeds):
     (["demo", "--seeds", "1", "1"], "each seed once"),
     (["demo", "--output", "{file}"], "is a file"),
     (["demo", "--workers", "0"], "--workers must be at least 1"),
+    (["demo", "--redraw", "--output", "{dir}"], "results.json not found"),
 ])
 def test_bad_demo_options_get_one_line(argv, message, tmp_path, capsys):
     file = tmp_path / "taken"
     file.write_text("")
-    assert main([arg.replace("{file}", str(file)) for arg in argv]) == 2
+    assert main([arg.replace("{file}", str(file)).replace("{dir}", str(tmp_path)) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rewardkit: error:") and message in err and len(err.strip().splitlines()) == 1

@@ -61,6 +61,18 @@ def test_fits_recover_alpha_beta_and_are_judged_on_held_out_points():
     assert right.r2_cv == pytest.approx(1.0) and wrong.r2_cv < wrong.r2 < 1.0 and wrong.r2_cv < 0.97
 
 
+def test_rl_fit_recovers_alpha_beta_and_its_peak_from_noisy_points():
+    d = np.sqrt(np.linspace(0.0, 30.0, 14))
+    rng = np.random.default_rng(4)
+    gold = d * (0.5 - 0.3 * np.log(np.where(d > 0, d, 1.0))) + rng.normal(0.0, 0.02, size=d.shape)
+    fit = fit_rl(d, gold)
+    assert fit.alpha == pytest.approx(0.5, abs=0.05) and fit.beta == pytest.approx(0.3, abs=0.03)
+    assert fit.d_peak == pytest.approx(math.exp(0.5 / 0.3 - 1), rel=0.15)  # exp(α/β − 1)
+    assert 0.9 < fit.r2_cv < fit.r2 <= 1.0
+    flat = fit_rl(d, rng.normal(0.0, 0.3, size=d.shape))  # noise alone: the held-out R² says the form explains nothing
+    assert flat.r2_cv < 0.2 and flat.r2_cv < flat.r2
+
+
 def test_best_of_n_curve_is_centred_per_prompt_and_differences_are_paired():
     rng = np.random.default_rng(3)
     proxy, gold = rng.normal(size=(20, 32)), rng.normal(size=(20, 32))
