@@ -89,7 +89,19 @@ def mean_interval(values: list[float]) -> dict:
             "per_seed": per_seed}
 
 
-def run_prm_experiment(config: PRMExperimentConfig, output_dir: str | Path, progress: bool = True) -> dict:
+def machine() -> dict:
+    """The CPU (model and the flags that decide its speed) and the torch threads the run used."""
+    import torch
+
+    from rewardkit.device import cpu_flags, cpu_model_name
+
+    flags = sorted(cpu_flags() & {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"})
+    return {"cpu_model": cpu_model_name(), "cpu_flags": " ".join(flags), "threads": torch.get_num_threads()}
+
+
+def run_prm_experiment(
+    config: PRMExperimentConfig, output_dir: str | Path, progress: bool = True, command: str | None = None
+) -> dict:
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -112,6 +124,7 @@ def run_prm_experiment(config: PRMExperimentConfig, output_dir: str | Path, prog
     runs = [_one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool, test_prompts, test,
                       gold_final, gold_steps) for seed in range(config.seeds)]  # fmt: skip
     results = {
+        "command": command,
         "config": _jsonable(asdict(config)),
         "policy": {"test_solutions": len(test), "gold_final_accuracy": float(gold_final.mean()),
                    "gold_process_correct": float(np.mean([v[-1] == 1.0 for v in gold_steps]))},
@@ -119,6 +132,7 @@ def run_prm_experiment(config: PRMExperimentConfig, output_dir: str | Path, prog
         "summary": _summarize(runs),
         "seconds": time.perf_counter() - started,
         "load_average": os.getloadavg(),
+        "machine": machine(),
     }
     (output / "results.json").write_text(json.dumps(results, indent=2))
     return results

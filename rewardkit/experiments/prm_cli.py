@@ -29,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
         if args.budget < 10:
             raise RewardkitError(f"--budget must be at least 10 label units, got {args.budget}")
         config.budget = args.budget
-    results = run_prm_experiment(config, args.output, progress=args.progress)
+    command = " ".join(["rewardkit experiment prm", *(["--quick"] if args.quick else []),
+                         *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
+                         *([f"--budget {args.budget:g}"] if args.budget is not None else []),
+                         f"--output {args.output}"])
+    results = run_prm_experiment(config, args.output, progress=args.progress, command=command)
     files = write_report(results, args.output)
     for line in summary_lines(results):
         print(f"- {line}")
