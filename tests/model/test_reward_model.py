@@ -116,7 +116,10 @@ def test_score_rejects_mismatched_lengths_and_non_reward_checkpoints(tiny_sft, t
 
 
 def test_missing_model_path_gives_a_clear_error(tmp_path, monkeypatch):
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: set both, or the hub id below waits through ~46 s of
+    # connection retries on a machine without network.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(RewardkitError, match="nowhere': no such directory"):
         RewardModel.from_sft(tmp_path / "nowhere")
     with pytest.raises(RewardkitError, match="holds no loadable tokenizer"):
