@@ -52,7 +52,7 @@ from rewardkit.progress import Console, format_seconds, quiet_libraries
 from rewardkit.rl import BestOfNConfig
 from rewardkit.rl.best_of_n import sample_and_score
 from rewardkit.rl.curves import OptimizationCurve, paired_difference, summarize_curve
-from rewardkit.rl.statistics import over_seeds
+from rewardkit.rl.statistics import bootstrap, over_seeds
 from rewardkit.training import TrainConfig, train
 from rewardkit.world import (
     Labeller,
@@ -194,6 +194,8 @@ def run_seed(config: DemoConfig, output_dir: Path, console: Console, pool: Execu
             control_curves[DEFAULT_RM] = ppo_curves[0.0].up_to(config.control_ppo_steps)
         results["controls_ppo"] = {name: summarize(control_curves[name], config) for name in CONTROLS}
         results["controls"]["ppo"] = control_differences(control_curves, config)
+        results["controls"]["ppo_matched_kl"] = matched_kl_differences(
+            {**control_curves, DEFAULT_RM: ppo_curves.get(0.0, control_curves[DEFAULT_RM])}, config)
     (output_dir / "results.json").write_text(to_json(results))
     return results
 
@@ -310,6 +312,21 @@ def control_differences(curves: dict[str, OptimizationCurve], config: DemoConfig
     return {name: paired_difference(curves[DEFAULT_RM], curves[name], num_bootstrap=config.bootstrap_samples,
                                     seed=config.stage_seed("bootstrap"))
             for name in curves if name != DEFAULT_RM}
+
+
+def matched_kl_differences(curves: dict[str, OptimizationCurve], config: DemoConfig) -> dict:
+    """The controls at equal KL instead of equal steps (each proxy moves the policy at its own rate): every PPO
+    curve read at the largest √KL that all of them reached (interpolated between checkpoints), gold there with an
+    interval, and each control minus the default RM, paired over prompts."""
+    sqrt_kl = min(curve.max_sqrt_kl() for curve in curves.values())
+    at = {name: curve.at_sqrt_kl(sqrt_kl) for name, curve in curves.items()}
+    def gold(curve: OptimizationCurve) -> dict:
+        values = curve.metrics["gold"][0]
+        return bootstrap(lambda idx: {"gold": values[idx].mean()}, len(values), config.bootstrap_samples,
+                         config.stage_seed("bootstrap"))["gold"].to_dict()
+
+    return {"sqrt_kl": sqrt_kl, "gold": {name: gold(curve) for name, curve in at.items()},
+            "differences": control_differences(at, config)}
 
 
 # ------------------------------------------------------------------------------------------------ helpers

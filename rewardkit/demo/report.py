@@ -190,7 +190,20 @@ def _controls_sentences(results: dict) -> list[str]:
         lines.append(f"Mechanism controls, {where}: gold (SFT = 0) under {ends}. Paired against the default RM "
                      f"(same prompts{', same samples' if kind == 'best_of_n' else ''}): {relative}.")
         lines.append(_decomposition_sentence(curves[DEFAULT_RM], where))
+    matched = results["controls"].get("ppo_matched_kl")
+    if matched:
+        lines.append(_matched_kl_sentence(matched))
     return lines
+
+
+def _matched_kl_sentence(matched: dict) -> str:
+    """The PPO controls at equal KL: equal steps are not equal KL, so only this comparison says which proxy loses
+    more gold for the same distance from SFT."""
+    golds = "; ".join(f"{name} {fmt(matched['gold'][name])}" for name in CONTROLS)
+    relative = "; ".join(f"{name}: " + claim(matched["differences"][name], "kept more gold", "kept less gold",
+                                             "it kept more gold") for name in CONTROLS if name != DEFAULT_RM)
+    return (f"At matched KL (PPO β=0 against each proxy read at √KL = {number(matched['sqrt_kl']):.2f}, the largest "
+            f"that every run reached): gold {golds}. Paired against the default RM: {relative}.")
 
 
 def _decomposition_sentence(curve: dict, where: str) -> str:
@@ -296,6 +309,11 @@ def build_document(results: dict, plots: dict[str, str], timings: dict | None = 
         rows.append(row)
     doc.table(["proxy", "best-of-n: gold at largest n", "best-of-n: drop after peak"]
               + (["PPO: gold at end", "PPO: drop after peak", "PPO: KL at end"] if controls_ppo else []), rows)
+    matched = results["controls"].get("ppo_matched_kl")
+    if matched:
+        doc.paragraph(_matched_kl_sentence(matched) + " Equal steps are not equal KL (see the KL column), so this "
+                      "comparison, not the one at equal steps, says which proxy loses more gold per unit of "
+                      "optimization.")
     source = controls_ppo or results["best_of_n"]
     doc.paragraph("Where the gold change at the end comes from (change from SFT of each weighted gold term; they sum "
                   "to the gold change), and what changed in the responses:")

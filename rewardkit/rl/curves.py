@@ -54,6 +54,31 @@ class OptimizationCurve:
         return OptimizationCurve(self.form, [self.checkpoints[c] for c in keep], self.kl[keep],
                                  {name: values[keep] for name, values in self.metrics.items()})
 
+    def max_sqrt_kl(self) -> float:
+        """The largest mean √KL the curve reached (mean over prompts, at any checkpoint)."""
+        return float(self._mean_sqrt_kl().max())
+
+    def _mean_sqrt_kl(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.kl.mean(axis=1), 0.0))  # a sampled KL estimate can dip below 0 near SFT
+
+    def at_sqrt_kl(self, sqrt_kl: float) -> OptimizationCurve:
+        """A one-checkpoint curve: every metric (per prompt) where the mean √KL first reaches `sqrt_kl`, linearly
+        interpolated between the two checkpoints around it; curves from different optimizers (or proxies) compared
+        here are compared at equal KL rather than at equal steps, which move KL at different rates."""
+        root = self._mean_sqrt_kl()
+        if not 0 <= sqrt_kl <= root.max():
+            raise ValueError(f"the curve reaches √KL {root.max():.3f} at most, not {sqrt_kl:.3f}")
+        after = int(np.argmax(root >= sqrt_kl))
+        before = max(after - 1, 0)
+        span = root[after] - root[before]
+        weight = 1.0 if span <= 0 else float((sqrt_kl - root[before]) / span)
+
+        def blend(values: np.ndarray) -> np.ndarray:
+            return ((1 - weight) * values[before] + weight * values[after])[None, :]
+
+        return OptimizationCurve(self.form, [self.checkpoints[after]], blend(self.kl),
+                                 {name: blend(values) for name, values in self.metrics.items()})
+
     @classmethod
     def from_best_of_n(cls, proxy: np.ndarray, metrics: dict[str, np.ndarray], n_max: int) -> OptimizationCurve:
         """From N >= n_max scored samples per prompt ([P, N] each): the unbiased best-of-n estimates for

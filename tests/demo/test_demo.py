@@ -45,6 +45,12 @@ def test_combined_results_have_intervals_over_seeds(two_seeds):
     assert ceilings["bayes_ceiling"]["value"] >= ceilings["labeller_agreement"]["value"]
     assert set(results["best_of_n"]) == set(CONTROLS) and set(results["controls_ppo"]) == set(CONTROLS)
     assert set(results["controls"]["best_of_n"]) == set(CONTROLS) - {DEFAULT_RM}
+    matched = results["controls"]["ppo_matched_kl"]  # equal KL, not equal steps: every run read where all reached
+    assert set(matched["gold"]) == set(CONTROLS) and set(matched["differences"]) == set(CONTROLS) - {DEFAULT_RM}
+    seed_0 = json.loads((seeds_dir / "seed-0" / "results.json").read_text())
+    reached = [max(point["sqrt_kl"] for point in run["points"])
+               for name, run in seed_0["controls_ppo"].items() if name != DEFAULT_RM]  # its full β = 0 run counts
+    assert 0 <= seed_0["controls"]["ppo_matched_kl"]["sqrt_kl"] <= min(reached) + 1e-6
     timings = json.loads((seeds_dir / "timings.json").read_text())
     assert set(timings["seconds"]) == {"0", "1"} and "load_average" in timings and "cpu" in timings
     assert "seconds" not in json.dumps(results)  # timings never enter results.json
@@ -86,7 +92,7 @@ def test_report_states_verdicts_only_with_intervals_and_draws_bands(two_seeds):
     assert files["markdown"].read_text() == first
     markdown = files["markdown"].read_text()
     for text in ("Bayes ceiling", "length-only rule", "noise-free labeller utility", "Mechanism controls",
-                 "held out (leave-one-point-out)", "fitted peak", "observed peak", "Seeds 0, 1"):
+                 "held out (leave-one-point-out)", "fitted peak", "observed peak", "Seeds 0, 1", "At matched KL"):
         assert text in markdown
     assert "not resolved at this sample size" in markdown  # two tiny seeds cannot resolve everything
     assert "<table>" in files["html"].read_text()

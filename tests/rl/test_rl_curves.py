@@ -81,3 +81,23 @@ def test_best_of_n_curve_is_centred_per_prompt_and_differences_are_paired():
     same = paired_difference(curve, curve, num_bootstrap=100)
     assert same == {"value": 0.0, "low": 0.0, "high": 0.0}
     assert curve.up_to(4).checkpoints == [1, 2, 4]
+
+
+def test_a_curve_read_at_a_matched_kl_interpolates_between_checkpoints():
+    # KL 0, 1, 4 nats (√KL 0, 1, 2) on two prompts; gold is linear in √KL with slopes 1 and 3
+    kl = np.array([[0.0, 0.0], [1.0, 1.0], [4.0, 4.0]])
+    gold = np.array([[0.0, 0.0], [1.0, 3.0], [2.0, 6.0]])
+    curve = OptimizationCurve("rl", [0, 10, 20], kl, {"gold": gold})
+    assert curve.max_sqrt_kl() == pytest.approx(2.0)
+    at = curve.at_sqrt_kl(1.5)
+    assert at.checkpoints == [20]
+    np.testing.assert_allclose(at.metrics["gold"], [[1.5, 4.5]])
+    np.testing.assert_allclose(at.kl, [[2.5, 2.5]])  # KL blended with the same weight as every metric
+    np.testing.assert_allclose(curve.at_sqrt_kl(0.0).metrics["gold"], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="reaches √KL 2.000 at most"):
+        curve.at_sqrt_kl(2.5)
+    # paired differences at a matched KL: a faster proxy (twice the √KL per step) read at the same √KL
+    faster = OptimizationCurve("rl", [0, 10], np.array([[0.0, 0.0], [4.0, 4.0]]), {"gold": np.array([[0.0, 0.0],
+                                                                                                    [1.0, 1.0]])})
+    difference = paired_difference(curve.at_sqrt_kl(1.0), faster.at_sqrt_kl(1.0), num_bootstrap=50)
+    assert difference["value"] == pytest.approx(0.5 - 2.0)
