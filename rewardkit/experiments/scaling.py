@@ -29,7 +29,6 @@ the combined ones in "summary", and "policy_sizes" with one entry per (policy si
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -37,13 +36,13 @@ import numpy as np
 
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import to_json
-from rewardkit.experiments.common import difference_verdict, run_seeds, write_results
+from rewardkit.experiments.common import difference_verdict, run_experiment
 from rewardkit.experiments.worlds import (
     SampleSet,
     SeedWorld,
     best_of_n_curve,
-    build_world,
     policy_samples,
+    seed_world,
     shared_samples,
     train_reward_model,
 )
@@ -80,9 +79,12 @@ def backbone_config(setup: DemoConfig, hidden_size: int) -> SFTConfig:
 
 
 def run_scaling(config: ScalingConfig, output_dir: str | Path, console: Console | None = None) -> dict:
-    """Every seed's cells; writes results.json and timings.json; returns the results."""
-    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
-                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
+    """Every seed's cells and policy sizes; writes results.json and timings.json; returns the results."""
+    return run_experiment(config, output_dir, console, run_seed, combine)
+
+
+def combine(runs: list[dict], config: ScalingConfig) -> dict:
+    """The cells and policy-size entries of every seed, each summarized over seeds."""
     cells = [cell for run in runs for cell in run["cells"]]
     policies = [entry for run in runs for entry in run["policy_sizes"]]
     results = {"seeds": list(config.seeds), "config": config.to_dict(),
@@ -90,16 +92,13 @@ def run_scaling(config: ScalingConfig, output_dir: str | Path, console: Console 
                "policy_sizes": {"fixed_rm": runs[0]["fixed_rm"], "entries": policies,
                                 "summary": summarize_cells(policies, by=("policy_size",)),
                                 "largest_minus_smallest": compare_policy_sizes(policies)}}
-    write_results(output_dir, results, timings)
     return results
 
 
 def run_seed(config: ScalingConfig, seed: int, seed_dir: Path, console: Console) -> dict:
-    setup = replace(config.setup, seed=seed)
-    built = build_world(setup, seed_dir, console, reward_model=False)
+    setup, built, train_records = seed_world(config.setup, seed, seed_dir, console)
     world = built.world
     train_path = seed_dir / "data" / "train.jsonl"
-    train_records = [json.loads(line) for line in train_path.read_text().splitlines() if line.strip()]
 
     # every width an RM or a policy uses: an SFT policy of that width (the RM's backbone, or the policy itself)
     backbones = {setup.sft.hidden_size: seed_dir / "sft-policy"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,46 +28,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = check_shared_arguments(args)
+    check_shared_arguments(args)
     for flag, sizes in (("--sizes", args.sizes), ("--policy-sizes", args.policy_sizes)):
         if sizes is not None and any(size < 4 or size % 4 for size in sizes):
             raise RewardkitError(f"{flag} must be multiples of 4, at least 4, got {' '.join(map(str, sizes))}")
     if args.fractions is not None and any(not 0 < f <= 1 for f in args.fractions):
         raise RewardkitError(f"--fractions must lie in (0, 1], got {' '.join(map(str, args.fractions))}")
 
-    from dataclasses import replace
-
+    from rewardkit.experiments.common import command_config, report_line, run_command
     from rewardkit.experiments.scaling import ScalingConfig, run_scaling
-    from rewardkit.progress import Console, format_seconds
 
-    config = ScalingConfig.quick() if args.quick else ScalingConfig()
-    overrides = {"seeds": args.seeds, "rm_sizes": args.sizes, "data_fractions": args.fractions,
-                 "policy_sizes": args.policy_sizes}
-    config = replace(config, **{key: tuple(value) for key, value in overrides.items() if value is not None})
-    console = Console(args.progress)
-    console.print(f"RM scaling: {len(config.rm_sizes)} sizes x {len(config.data_fractions)} data sizes x "
-                  f"{len(config.seeds)} seeds, and {len(config.policy_sizes)} policy sizes at one fixed RM")
-    results = run_scaling(config, output, console)
-    timings = json.loads((output / "timings.json").read_text())
-    files = write_report(results, timings, output)
+    config = command_config(ScalingConfig, args, rm_sizes=args.sizes, data_fractions=args.fractions,
+                            policy_sizes=args.policy_sizes)
+    results, timings, files = run_command(
+        args, config, f"RM scaling: {len(config.rm_sizes)} sizes x {len(config.data_fractions)} data sizes x "
+        f"{len(config.seeds)} seeds, and {len(config.policy_sizes)} policy sizes at one fixed RM", run_scaling,
+        write_report)
     for entry in results["policy_sizes"]["largest_minus_smallest"].values():
         if isinstance(entry, dict):
             print(f"- largest minus smallest policy, {entry['statistic']}: {entry['verdict']}")
-    print(f"- {len(results['cells'])} fitted cells; report: {files['markdown']} (and report.html, plots/, "
-          f"results.json) in {format_seconds(timings['total'])}")
+    print(f"- {len(results['cells'])} fitted cells; {report_line(files, timings)}")
     return 0
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
-    from rewardkit.experiments.common import save_report, value
-    from rewardkit.reporting import Document
+    from rewardkit.experiments.common import report_document, save_report, value
     from rewardkit.rl.statistics import Estimate
 
-    output = Path(output_dir)
-    (output / "plots").mkdir(parents=True, exist_ok=True)
+    document, output = report_document("Reward-model scaling: size and data (Gao et al. 2022, in the demo world)",
+                                       output_dir)
     plots = plot_scaling(results, output / "plots")
     setup = results["config"]["setup"]
-    document = Document("Reward-model scaling: size and data (Gao et al. 2022, in the demo world)")
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}, each an independent world (SFT policy, biased noisy "
         "labeller). Each RM size starts from a language model of that width trained on the world's demonstrations "
@@ -88,10 +78,8 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     for path, caption in plots:
         document.image(f"plots/{path.name}", caption)
     policy_section(document, results, plots_dir=output / "plots")
-    document.paragraph(f"{len(results['cells'])} fitted cells (one per size, data size and seed) are in results.json "
-                       f"under \"cells\". Machine: {timings['cpu']}, load average {timings['load_average']}, total "
-                       f"{timings['total']:.0f} s.")
-    return save_report(document, output)
+    return save_report(document, output, timings, lead=f"{len(results['cells'])} fitted cells (one per size, data "
+                       "size and seed) are in results.json under \"cells\". ")
 
 
 def policy_section(document: Document, results: dict, plots_dir: Path) -> None:

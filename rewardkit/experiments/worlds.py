@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,15 @@ from rewardkit.rl import BestOfNConfig
 from rewardkit.rl.best_of_n import sample_and_score
 from rewardkit.rl.curves import OptimizationCurve
 from rewardkit.training import TrainConfig, train
-from rewardkit.world import Labeller, World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
+from rewardkit.world import (
+    Labeller,
+    World,
+    estimate_gold_offset,
+    format_prompt,
+    read_rankings,
+    save_policy,
+    train_sft_policy,
+)
 
 
 @dataclass
@@ -56,6 +64,15 @@ def build_world(config: DemoConfig, seed_dir: Path, console: Console, reward_mod
                                                       seed_dir / "data" / "val.jsonl", seed_dir / "reward-model",
                                                       config, console)
     return SeedWorld(world, policy, tokenizer, labeller, val_records, data)
+
+
+def seed_world(setup: DemoConfig, seed: int, seed_dir: Path,
+               console: Console) -> tuple[DemoConfig, SeedWorld, list[dict]]:
+    """An experiment's world for `seed` without the demo's RM: `setup` at that seed, the world, and its training
+    rankings (seed_dir/data/train.jsonl)."""
+    setup = replace(setup, seed=seed)
+    built = build_world(setup, seed_dir, console, reward_model=False)
+    return setup, built, read_rankings(str(seed_dir / "data" / "train.jsonl"))
 
 
 def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_dir: Path, config: DemoConfig,
