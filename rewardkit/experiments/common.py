@@ -1,17 +1,21 @@
-"""What every experiment's run and report share: seeds checked, one torch thread, a console per seed, the report
-written as Markdown and HTML."""
+"""What every experiment's run, command and report share: seeds checked, one torch thread, a console per seed,
+results and timings written, the config from the command's options, the report written as Markdown and HTML with
+the machine it ran on."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from rewardkit.progress import Console, quiet_libraries
+from rewardkit.progress import Console, format_seconds, quiet_libraries
 from rewardkit.reporting import Document
 from rewardkit.rl.statistics import NOT_RESOLVED, t_interval
 
@@ -52,6 +56,18 @@ def run_seeds(seeds: Sequence[int], output_dir: str | Path, console: Console,
     return runs, timings
 
 
+def run_experiment(config: Any, output_dir: str | Path, console: Console | None,
+                   run_seed: Callable[[Any, int, Path, Console], dict],
+                   combine: Callable[[list[dict], Any], dict]) -> dict:
+    """`run_seed(config, seed, seed_dir, console)` for every seed of `config.seeds`, then `combine(runs, config)`;
+    writes results.json and timings.json; returns the results."""
+    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
+                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
+    results = combine(runs, config)
+    write_results(output_dir, results, timings)
+    return results
+
+
 def write_results(output_dir: str | Path, results: dict, timings: dict, **machine: object) -> None:
     """results.json (no timings: the same seeds on the same machine write the same file) and timings.json (the
     seconds with the machine and its load)."""
@@ -84,12 +100,50 @@ def finished_seed(seed_dir: Path, config: dict) -> tuple[dict, dict | None] | No
     return results, json.loads(timings.read_text()) if timings.exists() else None
 
 
-def save_report(document: Document, output_dir: Path) -> dict[str, Path]:
-    """report.md and report.html in `output_dir`."""
+def report_document(title: str, output_dir: str | Path) -> tuple[Document, Path]:
+    """A report titled `title` and its output directory, with plots/ created in it."""
+    output = Path(output_dir)
+    (output / "plots").mkdir(parents=True, exist_ok=True)
+    return Document(title), output
+
+
+def save_report(document: Document, output_dir: Path, timings: dict | None = None, lead: str = "") -> dict[str, Path]:
+    """report.md and report.html in `output_dir`; with `timings`, a closing paragraph (`lead`, then the machine,
+    its load and the total seconds) first."""
+    if timings is not None:
+        document.paragraph(f"{lead}Machine: {timings['cpu']}, load average {timings['load_average']}, total "
+                           f"{timings['total']:.0f} s.")
     files = {"markdown": output_dir / "report.md", "html": output_dir / "report.html"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
     return files
+
+
+def command_config(config_class: type, args: argparse.Namespace, **overrides: object) -> Any:
+    """`config_class.quick()` under --quick, else its defaults; --seeds and each override that is not None replace
+    their fields (lists become tuples)."""
+    config = config_class.quick() if args.quick else config_class()
+    overrides = {"seeds": args.seeds, **overrides}
+    return replace(config, **{key: tuple(v) if isinstance(v, list) else v for key, v in overrides.items()
+                              if v is not None})
+
+
+def run_command(args: argparse.Namespace, config: Any, headline: str, run: Callable[..., dict],
+                write_report: Callable[[dict, dict, Path], dict[str, Path]]) -> tuple[dict, dict, dict[str, Path]]:
+    """An experiment command's body: the headline, `run(config, output, console)`, the report; returns the results,
+    the timings and the report's files."""
+    output = Path(args.output)
+    console = Console(args.progress)
+    console.print(headline)
+    results = run(config, output, console)
+    timings = json.loads((output / "timings.json").read_text())
+    return results, timings, write_report(results, timings, output)
+
+
+def report_line(files: dict[str, Path], timings: dict) -> str:
+    """"report: DIR/report.md (and report.html, plots/, results.json) in 4.2 min" (no time when no seed was timed)."""
+    took = f" in {format_seconds(timings['total'])}" if timings["seconds"] else ""
+    return f"report: {files['markdown']} (and report.html, plots/, results.json){took}"
 
 
 def value(entry: dict | float) -> float:

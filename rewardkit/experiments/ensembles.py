@@ -29,8 +29,8 @@ from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import to_json
 from rewardkit.ensemble import RewardEnsemble
 from rewardkit.ensemble.bootstrap import bootstrap_indices
-from rewardkit.experiments.common import difference_verdict, run_seeds, write_results
-from rewardkit.experiments.worlds import best_of_n_curve, build_world, shared_samples, train_reward_model
+from rewardkit.experiments.common import difference_verdict, run_experiment
+from rewardkit.experiments.worlds import best_of_n_curve, seed_world, shared_samples, train_reward_model
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
 from rewardkit.rl.curves import paired_difference, summarize_curve
@@ -73,18 +73,12 @@ def flip_pairs(records: list[dict], share: float, seed: int) -> list[dict]:
 
 def run_ensembles(config: EnsemblesConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed; writes results.json and timings.json; returns the results."""
-    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
-                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
-    results = combine(runs, config)
-    write_results(output_dir, results, timings)
-    return results
+    return run_experiment(config, output_dir, console, run_seed, combine)
 
 
 def run_seed(config: EnsemblesConfig, seed: int, seed_dir: Path, console: Console) -> dict:
-    setup = replace(config.setup, seed=seed)
-    built = build_world(setup, seed_dir, console, reward_model=False)
+    setup, built, records = seed_world(config.setup, seed, seed_dir, console)
     data_dir = seed_dir / "data"
-    records = [json.loads(line) for line in (data_dir / "train.jsonl").read_text().splitlines() if line.strip()]
     noisy = data_dir / "train-flipped-pairs.jsonl"
     noisy.write_text("".join(json.dumps(pair) + "\n" for pair in
                              flip_pairs(records, config.label_flip, setup.stage_seed("label-flips"))))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
@@ -18,30 +17,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = check_shared_arguments(args)
+    check_shared_arguments(args)
     if args.members is not None and args.members < 2:
         raise RewardkitError(f"--members must be at least 2, got {args.members}")
 
-    from dataclasses import replace
-
+    from rewardkit.experiments.common import command_config, report_line, run_command
     from rewardkit.experiments.ensembles import EnsemblesConfig, run_ensembles
-    from rewardkit.progress import Console, format_seconds
 
-    config = EnsemblesConfig.quick() if args.quick else EnsemblesConfig()
-    if args.seeds:
-        config = replace(config, seeds=tuple(args.seeds))
-    if args.members:
-        config = replace(config, members=args.members)
-    console = Console(args.progress)
-    console.print(f"Ensembles: pretrain and fine-tune ensembles of {config.members} vs one RM, clean and "
-                  f"{config.label_flip:.0%}-flipped labels, {len(config.seeds)} seeds")
-    results = run_ensembles(config, output, console)
-    timings = json.loads((output / "timings.json").read_text())
-    files = write_report(results, timings, output)
+    config = command_config(EnsemblesConfig, args, members=args.members)
+    results, timings, files = run_command(
+        args, config, f"Ensembles: pretrain and fine-tune ensembles of {config.members} vs one RM, clean and "
+        f"{config.label_flip:.0%}-flipped labels, {len(config.seeds)} seeds", run_ensembles, write_report)
     for label_set, verdicts in ((k, results[k]["verdicts"]) for k in _label_sets()):
         for name, verdict in verdicts.items():
             print(f"- {label_set}, {name}: {verdict}")
-    print(f"report: {files['markdown']} (and report.html, plots/, results.json) in {format_seconds(timings['total'])}")
+    print(report_line(files, timings))
     return 0
 
 
@@ -53,14 +43,11 @@ def _label_sets() -> tuple[str, ...]:
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
     from rewardkit.demo.plots import _save, plt, series
-    from rewardkit.experiments.common import save_report
-    from rewardkit.reporting import Document
+    from rewardkit.experiments.common import report_document, save_report
     from rewardkit.rl.statistics import Estimate
 
-    output = Path(output_dir)
-    (output / "plots").mkdir(parents=True, exist_ok=True)
+    document, output = report_document("Reward-model ensembles as the literature built them", output_dir)
     config, setup = results["config"], results["config"]["setup"]
-    document = Document("Reward-model ensembles as the literature built them")
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}, each an independent world. Pretrain ensemble: "
         f"{config['members']} RMs from language models trained from different seeds (Eisenstein et al. 2023); "
@@ -92,9 +79,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     axes[0].legend(fontsize=7)
     _save(fig, output / "plots" / "ensembles.png")
     document.image("plots/ensembles.png", "Best-of-n gold per scorer (mean over seeds; band: the single RM's)")
-    document.paragraph(f"Machine: {timings['cpu']}, load average {timings['load_average']}, total "
-                       f"{timings['total']:.0f} s.")
-    return save_report(document, output)
+    return save_report(document, output, timings)
 
 
 EXPERIMENT = Experiment(

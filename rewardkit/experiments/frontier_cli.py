@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
@@ -22,29 +21,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = check_shared_arguments(args)
+    check_shared_arguments(args)
     for flag, value, least in (("--steps", args.steps, 1), ("--workers", args.workers, 1)):
         if value is not None and value < least:
             raise RewardkitError(f"{flag} must be at least {least}, got {value}")
 
-    from dataclasses import replace
+    from functools import partial
 
+    from rewardkit.experiments.common import command_config, report_line, run_command
     from rewardkit.experiments.frontier import FrontierConfig, run_frontier
-    from rewardkit.progress import Console, format_seconds
 
-    config = FrontierConfig.quick() if args.quick else FrontierConfig()
-    overrides = {"seeds": tuple(args.seeds) if args.seeds else None, "rl_steps": args.steps, "workers": args.workers}
-    config = replace(config, **{key: value for key, value in overrides.items() if value is not None})
-    console = Console(args.progress)
-    console.print(f"KL frontier: {len(config.methods())} methods x {len(config.seeds)} seeds, "
-                  f"{config.rl_steps} steps of {config.rl_batch_size} responses each")
-    results = run_frontier(config, output, console, resume=args.resume)
-    files = write_report(results, json.loads((output / "timings.json").read_text()), output)
+    config = command_config(FrontierConfig, args, rl_steps=args.steps, workers=args.workers)
+    results, timings, files = run_command(
+        args, config, f"KL frontier: {len(config.methods())} methods x {len(config.seeds)} seeds, "
+        f"{config.rl_steps} steps of {config.rl_batch_size} responses each", partial(run_frontier, resume=args.resume),
+        write_report)
     for line in summary_lines(results):
         print(f"- {line}")
-    timings = json.loads((output / "timings.json").read_text())
-    took = f" in {format_seconds(timings['total'])}" if timings["seconds"] else ""
-    print(f"report: {files['markdown']} (and report.html, plots/, results.json){took}")
+    print(report_line(files, timings))
     return 0
 
 
@@ -63,16 +57,13 @@ def summary_lines(results: dict) -> list[str]:
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
-    from rewardkit.experiments.common import save_report, value
+    from rewardkit.experiments.common import report_document, save_report, value
     from rewardkit.experiments.frontier_plots import plot_frontier
-    from rewardkit.reporting import Document
     from rewardkit.rl.statistics import Estimate
 
-    output = Path(output_dir)
-    (output / "plots").mkdir(parents=True, exist_ok=True)
+    document, output = report_document("KL frontier: the KL penalty, early stopping, RLOO and GRPO", output_dir)
     config, setup = results["config"], results["config"]["setup"]
     plots = plot_frontier(results, output / "plots")
-    document = Document("KL frontier: the KL penalty, early stopping, RLOO and GRPO")
     world = results["world"]
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}: each an independent demo world (SFT policy, biased noisy "

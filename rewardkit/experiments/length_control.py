@@ -33,8 +33,8 @@ from torch import nn
 
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import to_json
-from rewardkit.experiments.common import difference_verdict, run_seeds, write_results
-from rewardkit.experiments.worlds import best_of_n_curve, build_world, shared_samples
+from rewardkit.experiments.common import difference_verdict, run_experiment
+from rewardkit.experiments.worlds import best_of_n_curve, seed_world, shared_samples
 from rewardkit.model import RewardModel
 from rewardkit.model.pooling import reward_coordinates
 from rewardkit.progress import Console
@@ -154,17 +154,11 @@ def score_heads(model: TwoHeadRM, prompts: list[str], responses: list[str],
 
 def run_length_control(config: LengthControlConfig, output_dir: str | Path, console: Console | None = None) -> dict:
     """Every seed; writes results.json and timings.json; returns the results."""
-    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
-                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
-    results = combine(runs, config)
-    write_results(output_dir, results, timings)
-    return results
+    return run_experiment(config, output_dir, console, run_seed, combine)
 
 
 def run_seed(config: LengthControlConfig, seed: int, seed_dir: Path, console: Console) -> dict:
-    setup = replace(config.setup, seed=seed)
-    built = build_world(setup, seed_dir, console, reward_model=False)
-    records = [json.loads(line) for line in (seed_dir / "data" / "train.jsonl").read_text().splitlines() if line]
+    setup, built, records = seed_world(config.setup, seed, seed_dir, console)
     with console.stage("Reward models", "plain and ODIN, the same loop and data"):
         models = {name: train_two_heads(seed_dir / "sft-policy", records, config, setup.stage_seed("rm"),
                                         name == ODIN, console, name) for name in (PLAIN, ODIN)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rewardkit.experiments import Experiment
@@ -15,38 +14,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_shared_arguments(args)
 
-    output = check_shared_arguments(args)
-
-    from dataclasses import replace
-
+    from rewardkit.experiments.common import command_config, report_line, run_command
     from rewardkit.experiments.length_control import LengthControlConfig, run_length_control
-    from rewardkit.progress import Console, format_seconds
 
-    config = LengthControlConfig.quick() if args.quick else LengthControlConfig()
-    if args.seeds:
-        config = replace(config, seeds=tuple(args.seeds))
-    console = Console(args.progress)
-    console.print(f"Length-controlled RM (ODIN) vs the plain RM and the length-only rule, {len(config.seeds)} seeds")
-    results = run_length_control(config, output, console)
-    timings = json.loads((output / "timings.json").read_text())
-    files = write_report(results, timings, output)
+    config = command_config(LengthControlConfig, args)
+    results, timings, files = run_command(
+        args, config, f"Length-controlled RM (ODIN) vs the plain RM and the length-only rule, {len(config.seeds)} "
+        "seeds", run_length_control, write_report)
     for name, verdict in results["verdicts"].items():
         print(f"- ODIN minus the {name}: {verdict}")
-    print(f"report: {files['markdown']} (and report.html, plots/, results.json) in {format_seconds(timings['total'])}")
+    print(report_line(files, timings))
     return 0
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
     from rewardkit.demo.plots import _save, plt, series
-    from rewardkit.experiments.common import save_report
-    from rewardkit.reporting import Document
+    from rewardkit.experiments.common import report_document, save_report
     from rewardkit.rl.statistics import Estimate
 
-    output = Path(output_dir)
-    (output / "plots").mkdir(parents=True, exist_ok=True)
+    document, output = report_document("Length-controlled reward model (ODIN) in the demo world", output_dir)
     config, setup = results["config"], results["config"]["setup"]
-    document = Document("Length-controlled reward model (ODIN) in the demo world")
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}. ODIN (Chen et al. 2024): a quality head and a length head "
         f"on one backbone, Bradley-Terry on their sum, the length head pulled towards length (λ_L = "
@@ -82,9 +71,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     ax.legend(fontsize=8)
     _save(fig, output / "plots" / "length_control.png")
     document.image("plots/length_control.png", "Best-of-n gold by ranker (mean over seeds, 95% band)")
-    document.paragraph(f"Machine: {timings['cpu']}, load average {timings['load_average']}, total "
-                       f"{timings['total']:.0f} s.")
-    return save_report(document, output)
+    return save_report(document, output, timings)
 
 
 EXPERIMENT = Experiment(

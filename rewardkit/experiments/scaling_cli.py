@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rewardkit.experiments import Experiment
 from rewardkit.experiments.options import add_shared_arguments, check_shared_arguments
+
+if TYPE_CHECKING:
+    from rewardkit.reporting import Document
 
 PANELS = (("accuracy_vs_gold", "accuracy against gold"), ("accuracy_vs_labels", "accuracy against held-out labels"),
           ("alpha", "Gao α (best-of-n)"), ("beta", "Gao β (best-of-n)"), ("gain_at_peak", "gold at the peak "
@@ -18,46 +21,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_arguments(p, "scaling", "the demo's --quick world and 128 best-of-n samples per prompt")
     p.add_argument("--sizes", type=int, nargs="+", help="RM hidden sizes (16 32 64 128: ~1.6 decades of parameters)")
     p.add_argument("--fractions", type=float, nargs="+", help="shares of the training rankings (0.125 0.25 0.5 1)")
+    p.add_argument("--policy-sizes", type=int, nargs="+",
+                   help="SFT policies' hidden sizes for best-of-n against one fixed RM (16 32 64 128)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    output = check_shared_arguments(args)
-    if args.sizes is not None and any(size < 4 or size % 4 for size in args.sizes):
-        raise RewardkitError(f"--sizes must be multiples of 4, at least 4, got {' '.join(map(str, args.sizes))}")
+    check_shared_arguments(args)
+    for flag, sizes in (("--sizes", args.sizes), ("--policy-sizes", args.policy_sizes)):
+        if sizes is not None and any(size < 4 or size % 4 for size in sizes):
+            raise RewardkitError(f"{flag} must be multiples of 4, at least 4, got {' '.join(map(str, sizes))}")
     if args.fractions is not None and any(not 0 < f <= 1 for f in args.fractions):
         raise RewardkitError(f"--fractions must lie in (0, 1], got {' '.join(map(str, args.fractions))}")
 
-    from dataclasses import replace
-
+    from rewardkit.experiments.common import command_config, report_line, run_command
     from rewardkit.experiments.scaling import ScalingConfig, run_scaling
-    from rewardkit.progress import Console, format_seconds
 
-    config = ScalingConfig.quick() if args.quick else ScalingConfig()
-    overrides = {"seeds": args.seeds, "rm_sizes": args.sizes, "data_fractions": args.fractions}
-    config = replace(config, **{key: tuple(value) for key, value in overrides.items() if value is not None})
-    console = Console(args.progress)
-    console.print(f"RM scaling: {len(config.rm_sizes)} sizes x {len(config.data_fractions)} data sizes x "
-                  f"{len(config.seeds)} seeds")
-    results = run_scaling(config, output, console)
-    timings = json.loads((output / "timings.json").read_text())
-    files = write_report(results, timings, output)
-    print(f"- {len(results['cells'])} fitted cells; report: {files['markdown']} (and report.html, plots/, "
-          f"results.json) in {format_seconds(timings['total'])}")
+    config = command_config(ScalingConfig, args, rm_sizes=args.sizes, data_fractions=args.fractions,
+                            policy_sizes=args.policy_sizes)
+    results, timings, files = run_command(
+        args, config, f"RM scaling: {len(config.rm_sizes)} sizes x {len(config.data_fractions)} data sizes x "
+        f"{len(config.seeds)} seeds, and {len(config.policy_sizes)} policy sizes at one fixed RM", run_scaling,
+        write_report)
+    for entry in results["policy_sizes"]["largest_minus_smallest"].values():
+        if isinstance(entry, dict):
+            print(f"- largest minus smallest policy, {entry['statistic']}: {entry['verdict']}")
+    print(f"- {len(results['cells'])} fitted cells; {report_line(files, timings)}")
     return 0
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
-    from rewardkit.experiments.common import save_report, value
-    from rewardkit.reporting import Document
+    from rewardkit.experiments.common import report_document, save_report, value
     from rewardkit.rl.statistics import Estimate
 
-    output = Path(output_dir)
-    (output / "plots").mkdir(parents=True, exist_ok=True)
+    document, output = report_document("Reward-model scaling: size and data (Gao et al. 2022, in the demo world)",
+                                       output_dir)
     plots = plot_scaling(results, output / "plots")
     setup = results["config"]["setup"]
-    document = Document("Reward-model scaling: size and data (Gao et al. 2022, in the demo world)")
     document.paragraph(
         f"Seeds {', '.join(map(str, results['seeds']))}, each an independent world (SFT policy, biased noisy "
         "labeller). Each RM size starts from a language model of that width trained on the world's demonstrations "
@@ -76,11 +77,57 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
                     "gold at peak (cross-fitted)", "held-out R²"], rows)
     for path, caption in plots:
         document.image(f"plots/{path.name}", caption)
-    document.paragraph(f"{len(results['cells'])} fitted cells (one per size, data size and seed) are in results.json "
-                       f"under \"cells\". Machine: {timings['cpu']}, load average {timings['load_average']}, total "
-                       f"{timings['total']:.0f} s.")
-    return save_report(document, output)
+    policy_section(document, results, plots_dir=output / "plots")
+    return save_report(document, output, timings, lead=f"{len(results['cells'])} fitted cells (one per size, data "
+                       "size and seed) are in results.json under \"cells\". ")
 
+
+def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
+    """Policy size at one fixed RM (Gao et al. 2022 §3.4): a row per policy size, the largest minus the smallest
+    with verdicts, and gold gain against √KL per policy size."""
+    from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.experiments.common import value
+    from rewardkit.rl.statistics import Estimate
+
+    section, setup = results["policy_sizes"], results["config"]["setup"]
+    fixed = section["fixed_rm"]
+    document.heading("Policy size at a fixed RM")
+    document.paragraph(
+        f"One RM per seed, the cells' RM of hidden size {fixed['hidden_size']} on all {fixed['data_prompts']} "
+        "training rankings (the same checkpoint, not retrained), re-ranks a best-of-n sample set drawn from each SFT "
+        "policy's own samples for the held-out prompts (KL of best-of-n = log n − (n − 1)/n). Gold at n = 1 is where "
+        f"the policy starts (centred on the hidden-{setup['sft']['hidden_size']} SFT policy); the gains and Gao's "
+        "fit are relative to that start. The proxy−gold gap is the RM's gain minus gold's gain at the largest n, the "
+        "RM's scores put in gold units by one scale per seed (gold's spread over the RM's on the SFT policy's "
+        "samples). Deviation from Gao et al. (§3.4): their policies were pretrained at each size; ours are SFT'd on "
+        "the world's demonstrations only, with the SFT recipe at each width.")
+    rows = [[entry["policy_size"], f"{value(entry['policy_parameters']):,.0f}",
+             *(Estimate.from_dict(entry[key]).format("+.2f") for key in
+               ("gold_at_start", "gold_gain_at_n_max", "alpha", "beta", "peak_gold", "proxy_gold_gap_at_n_max")),
+             f"{value(entry['r2_cv']):.2f}"] for entry in section["summary"]]
+    document.table(["policy hidden", "parameters", "gold at n = 1", f"gold gain at n = {setup['bon_n_max']}", "α",
+                    "β", "observed peak gain", "proxy − gold gap", "held-out R²"], rows)
+    comparison = section["largest_minus_smallest"]
+    if comparison:
+        document.table([f"hidden {comparison['larger']} minus hidden {comparison['smaller']}", "difference (t over "
+                        "seeds)", "per seed", "Gao et al. found", "this world"],
+                       [[entry["statistic"], Estimate.from_dict(entry).format() if "value" in entry else "–",
+                         ", ".join(f"{x:+.2f}" for x in entry["per_seed"]), entry["gao"], entry["verdict"]]
+                        for entry in comparison.values() if isinstance(entry, dict)])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for entry in section["summary"]:
+        x = [point["sqrt_kl"] for point in entry["points"]]
+        values, low, high = series(entry["points"], "gold")
+        ax.plot(x, values, "o-", markersize=3, label=f"policy hidden {entry['policy_size']}")
+        if low is not None:
+            ax.fill_between(x, low, high, alpha=0.15, linewidth=0)
+    ax.set(xlabel="√KL (nats^½, best-of-n)", ylabel="gold gain over n = 1",
+           title=f"Best-of-n against one RM (hidden {fixed['hidden_size']})")
+    ax.axhline(0.0, color="grey", linewidth=0.6)
+    ax.legend(fontsize=8)
+    _save(fig, plots_dir / "policy_sizes.png")
+    document.image("plots/policy_sizes.png", "Gold gain against √KL per policy size, one fixed RM (mean over seeds, "
+                   "95% band)")
 
 
 def plot_scaling(results: dict, plots_dir: Path) -> list[tuple[Path, str]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,15 @@ from rewardkit.rl import BestOfNConfig
 from rewardkit.rl.best_of_n import sample_and_score
 from rewardkit.rl.curves import OptimizationCurve
 from rewardkit.training import TrainConfig, train
-from rewardkit.world import Labeller, World, estimate_gold_offset, format_prompt, save_policy, train_sft_policy
+from rewardkit.world import (
+    Labeller,
+    World,
+    estimate_gold_offset,
+    format_prompt,
+    read_rankings,
+    save_policy,
+    train_sft_policy,
+)
 
 
 @dataclass
@@ -56,6 +64,15 @@ def build_world(config: DemoConfig, seed_dir: Path, console: Console, reward_mod
                                                       seed_dir / "data" / "val.jsonl", seed_dir / "reward-model",
                                                       config, console)
     return SeedWorld(world, policy, tokenizer, labeller, val_records, data)
+
+
+def seed_world(setup: DemoConfig, seed: int, seed_dir: Path,
+               console: Console) -> tuple[DemoConfig, SeedWorld, list[dict]]:
+    """An experiment's world for `seed` without the demo's RM: `setup` at that seed, the world, and its training
+    rankings (seed_dir/data/train.jsonl)."""
+    setup = replace(setup, seed=seed)
+    built = build_world(setup, seed_dir, console, reward_model=False)
+    return setup, built, read_rankings(str(seed_dir / "data" / "train.jsonl"))
 
 
 def train_reward_model(model: Path | str, data: Path, eval_data: Path, output_dir: Path, config: DemoConfig,
@@ -101,13 +118,20 @@ class SampleSet:
 
 def shared_samples(built: SeedWorld, config: DemoConfig, console: Console) -> SampleSet:
     """ONE best-of-n sample set for the seed's held-out prompts (`bon_samples` each), for every scorer to re-rank."""
-    prompts = held_out_prompts(built.world, config)
-    with console.stage("Best-of-n samples", f"{len(prompts)} held-out prompts x {config.bon_samples} samples"):
-        bon = BestOfNConfig(n_max=config.bon_n_max, num_samples=config.bon_samples,
-                            max_new_tokens=config.max_new_tokens, sample_batch_size=1024, score_batch_size=4096,
-                            seed=config.stage_seed("best-of-n"), progress=console.enabled)
-        responses, scores = sample_and_score(built.policy, built.tokenizer, prompts,
-                                             {"gold": built.world.gold_reward}, config.bon_samples, bon)
+    with console.stage("Best-of-n samples", f"{config.eval_prompts} held-out prompts x {config.bon_samples} samples"):
+        return policy_samples(built.world, built.policy, built.tokenizer, config, console.enabled)
+
+
+def policy_samples(world: World, policy: object, tokenizer: object, config: DemoConfig,
+                   progress: bool = False) -> SampleSet:
+    """`bon_samples` samples from `policy` for each of the seed's held-out prompts, gold-scored (the best-of-n
+    stream's seed, so the SFT policy's set is the shared one)."""
+    prompts = held_out_prompts(world, config)
+    bon = BestOfNConfig(n_max=config.bon_n_max, num_samples=config.bon_samples, max_new_tokens=config.max_new_tokens,
+                        sample_batch_size=1024, score_batch_size=4096, seed=config.stage_seed("best-of-n"),
+                        progress=progress)
+    responses, scores = sample_and_score(policy, tokenizer, prompts, {"gold": world.gold_reward}, config.bon_samples,
+                                         bon)
     return SampleSet([p for p, texts in zip(prompts, responses, strict=True) for _ in texts],
                      [t for texts in responses for t in texts], scores["gold"])
 

@@ -1,4 +1,5 @@
-"""`rewardkit experiment scaling` on tiny sizes: one fitted cell per (size, data, seed), combined over seeds."""
+"""`rewardkit experiment scaling` on tiny sizes: one fitted cell per (size, data, seed), combined over seeds, and one
+fitted entry per (policy size, seed) against one fixed RM."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from rewardkit.progress import Console
 from tests.conftest import one_thread
 from tests.demo.conftest import TINY
 
-CONFIG = ScalingConfig(seeds=(0, 1), setup=TINY, rm_sizes=(16, 64), data_fractions=(0.5, 1.0))
+# policy width 32 is no RM's backbone: trained for the policy part alone; 16 and 64 reuse the RMs' backbones
+CONFIG = ScalingConfig(seeds=(0, 1), setup=TINY, rm_sizes=(16, 64), data_fractions=(0.5, 1.0),
+                       policy_sizes=(16, 32, 64))
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +52,54 @@ def test_one_fitted_cell_per_size_data_and_seed(scaling):
     assert not (output / "seed-0" / "backbone-64").exists()
 
 
+def test_one_fitted_entry_per_policy_size_and_seed_against_one_fixed_rm(scaling):
+    output, results = scaling
+    section = results["policy_sizes"]
+    entries = section["entries"]
+    assert sorted((e["policy_size"], e["seed"]) for e in entries) == [(s, seed) for s in (16, 32, 64)
+                                                                      for seed in (0, 1)]
+    # the fixed RM: the cells' RM at the SFT policy's width (64) on all 40 training rankings, the same for every policy
+    assert section["fixed_rm"] == {"hidden_size": 64, "data_prompts": 40, "path": "rm-runs/size-64-prompts-40"}
+    assert {e["reward_model"] for e in entries} == {"rm-runs/size-64-prompts-40"}
+    for seed in (0, 1):
+        # reused, not retrained: the SFT policy's entry re-ranks the cells' shared samples with that cell's RM, so
+        # its fit is the cell's fit
+        cell = next(c for c in results["cells"] if (c["hidden_size"], c["data_prompts"], c["seed"]) == (64, 40, seed))
+        sft_entry = next(e for e in entries if (e["policy_size"], e["seed"]) == (64, seed))
+        assert sft_entry["alpha"] == cell["alpha"] and sft_entry["peak_gold"] == cell["peak_gold"]
+    assert (output / "seed-0" / "backbone-32" / "config.json").exists()  # a policy-only width is trained
+    assert len({e["policy_parameters"] for e in entries}) == 3
+    for entry in entries:
+        assert math.isfinite(entry["alpha"]["value"]) and math.isfinite(entry["beta"]["value"])
+        assert entry["gold_at_start"]["low"] <= entry["gold_at_start"]["value"] <= entry["gold_at_start"]["high"]
+        points = entry["points"]
+        assert [p["n"] for p in points] == [1, 2, 4, 8] and points[0]["gold"]["value"] == 0.0  # gains from n = 1
+        assert [p["kl"] for p in points] == pytest.approx([math.log(n) - (n - 1) / n for n in (1, 2, 4, 8)])
+        gap = entry["proxy_gold_gap_at_n_max"]["value"]
+        assert gap == pytest.approx(entry["proxy_gain_at_n_max"]["value"] - entry["gold_gain_at_n_max"]["value"])
+    assert [s["policy_size"] for s in section["summary"]] == [16, 32, 64]
+    assert all(s["seeds"] == [0, 1] for s in section["summary"])
+    comparison = section["largest_minus_smallest"]
+    assert (comparison["larger"], comparison["smaller"]) == (64, 16)
+    start = comparison["gold_at_start"]
+    assert start["per_seed"] == pytest.approx([
+        next(e for e in entries if (e["policy_size"], e["seed"]) == (64, seed))["gold_at_start"]["value"]
+        - next(e for e in entries if (e["policy_size"], e["seed"]) == (16, seed))["gold_at_start"]["value"]
+        for seed in (0, 1)])
+    for key in ("gold_at_start", "gold_gain_at_n_max", "proxy_gold_gap_at_n_max"):
+        entry = comparison[key]
+        resolved = entry["low"] > 0 or entry["high"] < 0
+        assert (entry["verdict"] == "not resolved at this sample size") == (not resolved)
+
+
 def test_report_and_plots(scaling, tmp_path):
     output, results = scaling
     files = write_report(results, json.loads((output / "timings.json").read_text()), tmp_path)
-    assert "8 fitted cells" in files["markdown"].read_text()
-    for png in ("scaling_parameters.png", "scaling_data.png"):
+    markdown = files["markdown"].read_text()
+    assert "8 fitted cells" in markdown
+    assert "Policy size at a fixed RM" in markdown and "plots/policy_sizes.png" in markdown
+    assert "hidden 64 minus hidden 16" in markdown
+    for png in ("scaling_parameters.png", "scaling_data.png", "policy_sizes.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -63,8 +109,9 @@ def test_backbone_widths_keep_the_recipe():
     assert config.steps == TINY.sft.steps and config.seed == TINY.sft.seed
 
 
-def test_cli_rejects_bad_sizes_in_one_line(tmp_path):
-    process = subprocess.run([sys.executable, "-m", "rewardkit", "experiment", "scaling", "--sizes", "10",
+@pytest.mark.parametrize("flag", ["--sizes", "--policy-sizes"])
+def test_cli_rejects_bad_sizes_in_one_line(tmp_path, flag):
+    process = subprocess.run([sys.executable, "-m", "rewardkit", "experiment", "scaling", flag, "10",
                               "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
-    assert process.stderr.strip() == "rewardkit: error: --sizes must be multiples of 4, at least 4, got 10"
+    assert process.stderr.strip() == f"rewardkit: error: {flag} must be multiples of 4, at least 4, got 10"
