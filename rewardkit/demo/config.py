@@ -59,19 +59,20 @@ class DemoConfig:
         return cls(
             seed=seed,
             sft=SFTConfig.quick(),
-            train_prompts=500,
+            train_prompts=400,
             val_prompts=100,
             rm_epochs=2.0,
             data_fractions=(0.1, 1.0),
             eval_prompts=32,
-            bon_samples=256,
-            bon_n_max=128,
-            ppo_steps=40,
+            bon_samples=128,  # best-of-n gold peaks at n = 2-4 in this world: n up to 64 shows the fall
+            bon_n_max=64,
+            ppo_steps=32,
             ppo_batch_size=32,
             ppo_learning_rate=3e-4,
             ppo_checkpoints=6,
             ppo_eval_samples=4,
             control_ppo_steps=16,
+            bootstrap_samples=400,
         )
 
     def stage_seed(self, stage: str) -> int:
