@@ -9,12 +9,9 @@ import math
 import textwrap
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rewardkit.plotting import plt, save_figure
 from rewardkit.rl.best_of_n import kl_best_of_n  # noqa: E402
 from rewardkit.rl.overoptimization import OveroptimizationFit  # noqa: E402
 
@@ -62,12 +59,6 @@ def _fit_line(ax, fit: dict, d_max: float, colour: str) -> None:
             label=f"fit d(α − β{'d' if fit['form'] == 'bon' else ' log d'}), held-out R² = {r2_cv:.2f}")
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def plot_best_of_n(best_of_n: dict, path: Path) -> Path:
     """Proxy and gold reward of best-of-n against √KL_bon, n marked on a top axis."""
     points = best_of_n["points"]
@@ -85,7 +76,7 @@ def plot_best_of_n(best_of_n: dict, path: Path) -> Path:
     top.set_xlabel("n", fontsize=8)
     ax.set_title("Best-of-n against the reward model (held-out prompts)", pad=24)
     ax.legend(fontsize=8, loc="lower left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ppo(ppo_runs: dict[str, dict], path: Path) -> Path:
@@ -118,7 +109,7 @@ def plot_ppo(ppo_runs: dict[str, dict], path: Path) -> Path:
         ax.legend(fontsize=7)
     axes[0].set_ylabel("reward (centred: SFT = 0)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ppo_features(ppo_runs: dict[str, dict], path: Path) -> Path:
@@ -138,7 +129,7 @@ def plot_ppo_features(ppo_runs: dict[str, dict], path: Path) -> Path:
     axes.flat[0].legend(fontsize=8)
     fig.suptitle("What PPO changes in the responses (held-out prompts, centred on SFT)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reward_models(ceilings: dict, runs: dict, path: Path) -> Path:
@@ -178,7 +169,7 @@ def plot_reward_models(ceilings: dict, runs: dict, path: Path) -> Path:
                 title="Accuracy against gold as data grows")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _full(runs: dict) -> int:
@@ -218,4 +209,4 @@ def plot_controls(best_of_n: dict, controls_ppo: dict | None, path: Path) -> Pat
     ax.set(ylabel="change in gold from SFT", title=f"Where the gold change comes from ({where})")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

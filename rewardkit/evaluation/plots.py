@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # the canvas grows to hold long labels and outside legends
-    plt.close(fig)
-    return path
-
-
-def _wrap(name: str, width: int) -> str:
-    """The whole name on lines of at most `width` characters (paths break after a '/'), never cut."""
-    lines, line = [], ""
-    for part in re.split(r"(?<=/)", name):
-        while len(part) > width:  # a single part longer than a line breaks inside
-            lines.append(line + part[: width - len(line)])
-            part, line = part[width - len(line):], ""
-        if len(line) + len(part) > width:
-            lines.append(line)
-            line = ""
-        line += part
-    return "\n".join([*lines, line] if line else lines)
+from rewardkit.plotting import plt, save_figure, wrap_title
 
 
 def accuracy_figure(results: dict[str, dict]):
@@ -51,7 +27,7 @@ def accuracy_figure(results: dict[str, dict]):
 
 
 def plot_accuracy(results: dict[str, dict], path: Path) -> Path:
-    return _save(accuracy_figure(results), path)
+    return save_figure(accuracy_figure(results), path)
 
 
 def plot_reliability(name: str, report: dict, path: Path) -> Path:
@@ -66,9 +42,9 @@ def plot_reliability(name: str, report: dict, path: Path) -> Path:
         ax.plot([b["mean_predicted"] for b in bins], [b["mean_observed"] for b in bins], "o-", color=colour,
                 label=f"{label} (ECE {report[key]['ece']:.3f})", markersize=4)
     ax.set(xlabel="predicted P(w beats l) = σ((r_w − r_l)/T)", ylabel="observed outcome", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability: {_wrap(name, 40)}")
+           title=f"Reliability: {wrap_title(name, 40)}")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_length(name: str, length: dict, path: Path) -> Path:
@@ -84,8 +60,8 @@ def plot_length(name: str, length: dict, path: Path) -> Path:
     right.bar(labels, [0 if v != v else v for v in values], color=["tab:green", "tab:red", "tab:grey"])
     right.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
     right.set(ylim=(0, 1), ylabel="accuracy", title=f"RM prefers the longer in {length['rm_prefers_longer']:.0%}")
-    fig.suptitle(_wrap(name, 100), fontsize=9)
-    return _save(fig, path)
+    fig.suptitle(wrap_title(name, 100), fontsize=9)
+    return save_figure(fig, path)
 
 
 def plot_subsets(name: str, result: dict, path: Path, max_subsets: int = 30) -> Path:
@@ -94,6 +70,6 @@ def plot_subsets(name: str, result: dict, path: Path, max_subsets: int = 30) -> 
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.3 * len(subsets)))
     ax.barh([s for s, _ in subsets], [v["accuracy"] for _, v in subsets], color="tab:blue")
     ax.axvline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    ax.set(xlim=(0, 1), xlabel="accuracy", title=f"Per subset: {_wrap(name, 60)}")
+    ax.set(xlim=(0, 1), xlabel="accuracy", title=f"Per subset: {wrap_title(name, 60)}")
     ax.invert_yaxis()
-    return _save(fig, path)
+    return save_figure(fig, path)

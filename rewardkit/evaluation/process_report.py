@@ -5,14 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from rewardkit.evaluation.plots import _save, _wrap  # noqa: E402
-from rewardkit.evaluation.report import write_documents  # noqa: E402
-from rewardkit.reporting import Document  # noqa: E402
+from rewardkit.evaluation.report import write_documents
+from rewardkit.plotting import plt, save_figure, wrap_title
+from rewardkit.reporting import Document
 
 HOW_TO_READ = [
     "**F1** (ProcessBench): a solution's predicted first error is its first step whose probability σ(reward) falls "
@@ -112,9 +107,9 @@ def plot_threshold_curve(name: str, result: dict, path: Path) -> Path:
     ax.axvline(result["oracle"]["threshold"], color="grey", linestyle=":", linewidth=0.9,
                label=f"oracle threshold (F1 {result['oracle']['f1']:.3f}, upper bound)")
     ax.set(xlabel="threshold on σ(step reward)", ylabel="score", xlim=(0, 1), ylim=(0, 1),
-           title=f"First-error detection: {_wrap(name, 40)}")
+           title=f"First-error detection: {wrap_title(name, 40)}")
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_step_histogram(name: str, histogram: dict, path: Path) -> Path:
@@ -127,6 +122,6 @@ def plot_step_histogram(name: str, histogram: dict, path: Path) -> Path:
         total = max(sum(counts), 1)
         ax.bar(centres, [c / total for c in counts], width=width, alpha=0.5, color=colour,
                label=f"{key} steps ({sum(counts)})")
-    ax.set(xlabel="σ(step reward)", ylabel="share of steps", xlim=(0, 1), title=f"Step rewards: {_wrap(name, 40)}")
+    ax.set(xlabel="σ(step reward)", ylabel="share of steps", xlim=(0, 1), title=f"Step rewards: {wrap_title(name, 40)}")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -42,8 +42,9 @@ def _label_sets() -> tuple[str, ...]:
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
-    from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.demo.plots import series
     from rewardkit.experiments.common import report_document, save_report
+    from rewardkit.plotting import plt, save_figure
     from rewardkit.rl.statistics import Estimate
 
     document, output = report_document("Reward-model ensembles as the literature built them", output_dir)
@@ -77,7 +78,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
         ax.set(xscale="log", xlabel="n (best of n)", ylabel="gold (centred on SFT)", title=label_set)
         ax.axhline(0.0, color="grey", linewidth=0.6)
     axes[0].legend(fontsize=7)
-    _save(fig, output / "plots" / "ensembles.png")
+    save_figure(fig, output / "plots" / "ensembles.png")
     document.image("plots/ensembles.png", "Best-of-n gold per scorer (mean over seeds; band: the single RM's)")
     return save_report(document, output, timings)
 

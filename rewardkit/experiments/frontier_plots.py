@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewardkit.demo.plots import _save, plt, series
+from rewardkit.demo.plots import series
+from rewardkit.plotting import plt, save_figure
 
 _STYLES = {"ppo": "o-", "rloo": "s--", "grpo": "^--"}
 
@@ -32,7 +33,7 @@ def plot_frontier(results: dict, plots_dir: Path) -> dict[str, Path]:
         ax.set(xlabel="√KL(π ‖ π_SFT) on held-out prompts (√nats)", ylabel=label,
                title=f"{metric.capitalize()} against √KL, {_seeds(results['seeds'])}")
         ax.legend(fontsize=7, ncol=2)
-        paths[key] = _save(fig, plots_dir / f"{'frontier' if key == 'frontier' else 'frontier_proxy'}.png")
+        paths[key] = save_figure(fig, plots_dir / f"{'frontier' if key == 'frontier' else 'frontier_proxy'}.png")
     return paths
 
 

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[str, Path]:
-    from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.demo.plots import series
     from rewardkit.experiments.common import report_document, save_report
+    from rewardkit.plotting import plt, save_figure
     from rewardkit.rl.statistics import Estimate
 
     document, output = report_document("Length-controlled reward model (ODIN) in the demo world", output_dir)
@@ -69,7 +70,7 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
     ax.set(xscale="log", xlabel="n (best of n)", ylabel="gold (centred on SFT)", title="Best-of-n gold")
     ax.axhline(0.0, color="grey", linewidth=0.6)
     ax.legend(fontsize=8)
-    _save(fig, output / "plots" / "length_control.png")
+    save_figure(fig, output / "plots" / "length_control.png")
     document.image("plots/length_control.png", "Best-of-n gold by ranker (mean over seeds, 95% band)")
     return save_report(document, output, timings)
 

@@ -85,8 +85,9 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
 def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
     """Policy size at one fixed RM (Gao et al. 2022 §3.4): a row per policy size, the largest minus the smallest
     with verdicts, and gold gain against √KL per policy size."""
-    from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.demo.plots import series
     from rewardkit.experiments.common import value
+    from rewardkit.plotting import plt, save_figure
     from rewardkit.rl.statistics import Estimate
 
     section, setup = results["policy_sizes"], results["config"]["setup"]
@@ -125,7 +126,7 @@ def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
            title=f"Best-of-n against one RM (hidden {fixed['hidden_size']})")
     ax.axhline(0.0, color="grey", linewidth=0.6)
     ax.legend(fontsize=8)
-    _save(fig, plots_dir / "policy_sizes.png")
+    save_figure(fig, plots_dir / "policy_sizes.png")
     document.image("plots/policy_sizes.png", "Gold gain against √KL per policy size, one fixed RM (mean over seeds, "
                    "95% band)")
 
@@ -133,8 +134,9 @@ def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
 def plot_scaling(results: dict, plots_dir: Path) -> list[tuple[Path, str]]:
     """Each panel's statistic against log parameters (a line per data size) and against log data (a line per
     RM size), bands over seeds."""
-    from rewardkit.demo.plots import _save, plt, series
+    from rewardkit.demo.plots import series
     from rewardkit.experiments.common import value
+    from rewardkit.plotting import plt, save_figure
 
     summary, written = results["summary"], []
     for x_key, line_key, x_label, name in (("parameters", "data_prompts", "RM parameters", "scaling_parameters.png"),
@@ -152,7 +154,7 @@ def plot_scaling(results: dict, plots_dir: Path) -> list[tuple[Path, str]]:
             ax.set(xscale="log", xlabel=x_label, title=title)
         axes[0].legend(fontsize=7)
         fig.tight_layout()
-        written.append((_save(fig, plots_dir / name), f"Accuracy, Gao α and β and peak gold against log "
+        written.append((save_figure(fig, plots_dir / name), f"Accuracy, Gao α and β and peak gold against log "
                         f"{x_label} (mean over seeds, 95% band)"))
     return written
 
