@@ -45,6 +45,7 @@ AGGREGATIONS = ("mean", "min", "uwo")
 @dataclass
 class EnsemblesConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2  # seeds side by side in worker processes, one torch thread each (results do not depend on it)
     setup: DemoConfig = field(default_factory=DemoConfig)  # world, SFT, preferences, RM training, best-of-n sizes
     members: int = 4
     label_flip: float = 0.25  # Coste et al.'s noise injection
@@ -55,7 +56,7 @@ class EnsemblesConfig:
         return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200), members=3)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
 
 
 def flip_pairs(records: list[dict], share: float, seed: int) -> list[dict]:

@@ -57,6 +57,7 @@ from rewardkit.world.ceilings import ceilings_and_baselines, held_out_pairs
 @dataclass
 class ScalingConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2  # seeds side by side in worker processes, one torch thread each (results do not depend on it)
     setup: DemoConfig = field(default_factory=DemoConfig)  # world, SFT, preferences, RM training, best-of-n sizes
     rm_sizes: tuple[int, ...] = (16, 32, 64, 128)  # hidden sizes (2 layers, MLP 2x): ~1.6 decades of parameters
     data_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # of the training rankings
@@ -69,7 +70,7 @@ class ScalingConfig:
         return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
 
 
 def backbone_config(setup: DemoConfig, hidden_size: int) -> SFTConfig:
