@@ -42,6 +42,7 @@ from rewardkit.experiments.worlds import (
     SeedWorld,
     best_of_n_curve,
     policy_samples,
+    quick_setup,
     seed_world,
     shared_samples,
     train_reward_model,
@@ -67,7 +68,7 @@ class ScalingConfig:
     @classmethod
     def quick(cls) -> ScalingConfig:
         """The demo's --quick world and a smaller best-of-n set (about 10 minutes on 2 idle cores)."""
-        return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200))
+        return cls(setup=quick_setup())
 
     def to_dict(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
