@@ -146,8 +146,10 @@ def save_report(document: Document, output_dir: Path, timings: dict | None = Non
     its load and the total seconds) first."""
     if timings is not None:
         side_by_side = f", {timings['workers']} seeds side by side" if timings.get("workers", 1) > 1 else ""
+        took = (f"{timings['wall_seconds']:.0f} s wall-clock" if "wall_seconds" in timings else
+                f"total {timings['total']:.0f} s (the seeds' seconds summed)")
         document.paragraph(f"{lead}Machine: {timings['cpu']}, load average {timings['load_average']}{side_by_side}, "
-                           f"{elapsed(timings):.0f} s wall-clock.")
+                           f"{took}.")
     files = {"markdown": output_dir / "report.md", "html": output_dir / "report.html"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
