@@ -84,7 +84,7 @@ def test_beam_search_keeps_the_prm_best_and_best_of_n_picks_the_top_score(step_p
 
 
 def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_policy, tmp_path):
-    config = PRMExperimentConfig(seeds=2, sft=TINY_SFT, budget=60, rm_epochs=1, test_prompts=6, samples_per_prompt=4,
+    config = PRMExperimentConfig(seeds=2, sft=TINY_SFT, budget=60, rm_steps=2, test_prompts=6, samples_per_prompt=4,
                                  rollouts=1, ppo_steps=2, ppo_batch_size=8)
     results = run_prm_experiment(config, tmp_path, progress=False)
     assert [run["seed"] for run in results["runs"]] == [0, 1]
