@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardkit.model import RewardModel
 from rewardkit.model.step_metrics import auroc
 from rewardkit.rl.best_of_n import doubling_ns, expected_best_of_n
 from rewardkit.rl.prm_search import solution_scores
@@ -169,11 +170,7 @@ def _one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool
         path = output / f"seed-{seed}" / f"{arm}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(json.dumps(r) + "\n" for r in data[arm]))
-        train_config = TrainConfig(model=str(output / "sft"), data=[str(path)], output_dir=str(path.with_suffix("")),
-                                   objective="steps", max_steps=config.rm_steps, batch_size=config.rm_batch_size,
-                                   learning_rate=config.rm_learning_rate, eval_fraction=0.0, save_steps=10**9,
-                                   seed=seed, progress_bar=False, normalize_rewards=False)
-        models[arm] = train(train_config).model
+        models[arm] = train_reward_model(config, output / "sft", path, seed)
     scores = {name: solution_scores(models[arm], test_prompts, test, how).numpy()
               for name, (arm, how) in SCORERS.items()}
     step_auroc = {}
@@ -201,6 +198,17 @@ def _one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool
         "step_auroc": step_auroc,
         "best_of_n": {"n": doubling_ns(config.samples_per_prompt), **best_of_n},
     }
+
+
+def train_reward_model(config: PRMExperimentConfig, sft_dir: str | Path, data: str | Path, seed: int) -> RewardModel:
+    """A process RM (token-classification head, step separator) from the SFT policy on step records in `data`,
+    for `config.rm_steps` optimizer steps; it is written beside `data` (the file name without its suffix)."""
+    data = Path(data)
+    train_config = TrainConfig(model=str(sft_dir), data=[str(data)], output_dir=str(data.with_suffix("")),
+                               objective="steps", max_steps=config.rm_steps, batch_size=config.rm_batch_size,
+                               learning_rate=config.rm_learning_rate, eval_fraction=0.0, save_steps=10**9,
+                               seed=seed, progress_bar=False, normalize_rewards=False)
+    return train(train_config).model
 
 
 def _ppo(config, world, policy, tokenizer, model, aggregation: str, seed: int) -> list[dict]:
