@@ -75,7 +75,9 @@ class PRMExperimentConfig:
     samples_per_prompt: int = 16  # best-of-n up to this n
     ppo_steps: int = 40  # PPO against each RM (0: skip), gold tracked against KL
     ppo_batch_size: int = 32
-    ppo_learning_rate: float = 3e-4
+    # 3e-4 (the demo's quick value) broke the policy within 2 steps (KL 8, gold 0.09, unfinished solutions that the
+    # PRM's min scores high); at 3e-5 gold first rises, then falls as KL grows (the over-optimization to watch).
+    ppo_learning_rate: float = 3e-5
     ppo_beta: float = 0.0  # no KL penalty: over-optimization shows soonest
 
     @classmethod
