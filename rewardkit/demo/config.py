@@ -66,12 +66,12 @@ class DemoConfig:
             eval_prompts=32,
             bon_samples=128,  # best-of-n gold peaks at n = 2-4 in this world: n up to 64 shows the fall
             bon_n_max=64,
-            ppo_steps=32,
+            ppo_steps=24,
             ppo_batch_size=32,
             ppo_learning_rate=3e-4,
             ppo_checkpoints=6,
             ppo_eval_samples=4,
-            control_ppo_steps=16,
+            control_ppo_steps=12,
             bootstrap_samples=400,
         )
 

@@ -190,20 +190,24 @@ def _controls_sentences(results: dict) -> list[str]:
         lines.append(f"Mechanism controls, {where}: gold (SFT = 0) under {ends}. Paired against the default RM "
                      f"(same prompts{', same samples' if kind == 'best_of_n' else ''}): {relative}.")
         lines.append(_decomposition_sentence(curves[DEFAULT_RM], where))
-    matched = results["controls"].get("ppo_matched_kl")
-    if matched:
-        lines.append(_matched_kl_sentence(matched))
-    return lines
+    return lines + _matched_kl_sentences(results)
 
 
-def _matched_kl_sentence(matched: dict) -> str:
+def _matched_kl_sentences(results: dict) -> list[str]:
     """The PPO controls at equal KL: equal steps are not equal KL, so only this comparison says which proxy loses
-    more gold for the same distance from SFT."""
-    golds = "; ".join(f"{name} {fmt(matched['gold'][name])}" for name in CONTROLS)
-    relative = "; ".join(f"{name}: " + claim(matched["differences"][name], "kept more gold", "kept less gold",
-                                             "it kept more gold") for name in CONTROLS if name != DEFAULT_RM)
-    return (f"At matched KL (PPO β=0 against each proxy read at √KL = {number(matched['sqrt_kl']):.2f}, the largest "
-            f"that every run reached): gold {golds}. Paired against the default RM: {relative}.")
+    more gold for the same distance from SFT. Once with every proxy, once with the reward models alone."""
+    lines = []
+    for key, which in (("ppo_matched_kl", "every run"), ("ppo_matched_kl_reward_models", "every reward model's run")):
+        matched = results["controls"].get(key)
+        if not matched:
+            continue
+        names = [name for name in CONTROLS if name in matched["gold"]]
+        golds = "; ".join(f"{name} {fmt(matched['gold'][name])}" for name in names)
+        relative = "; ".join(f"{name}: " + claim(matched["differences"][name], "kept more gold", "kept less gold",
+                                                 "it kept more gold") for name in names if name != DEFAULT_RM)
+        lines.append(f"At matched KL (PPO β=0 against each proxy read at √KL = {number(matched['sqrt_kl']):.2f}, the "
+                     f"largest that {which} reached): gold {golds}. Paired against the default RM: {relative}.")
+    return lines
 
 
 def _decomposition_sentence(curve: dict, where: str) -> str:
@@ -309,11 +313,11 @@ def build_document(results: dict, plots: dict[str, str], timings: dict | None = 
         rows.append(row)
     doc.table(["proxy", "best-of-n: gold at largest n", "best-of-n: drop after peak"]
               + (["PPO: gold at end", "PPO: drop after peak", "PPO: KL at end"] if controls_ppo else []), rows)
-    matched = results["controls"].get("ppo_matched_kl")
+    matched = _matched_kl_sentences(results)
     if matched:
-        doc.paragraph(_matched_kl_sentence(matched) + " Equal steps are not equal KL (see the KL column), so this "
-                      "comparison, not the one at equal steps, says which proxy loses more gold per unit of "
-                      "optimization.")
+        doc.paragraph("Equal steps are not equal KL (see the KL column), so the comparisons at matched KL, not the "
+                      "one at equal steps, say which proxy loses more gold for the same distance from SFT. "
+                      + " ".join(matched))
     source = controls_ppo or results["best_of_n"]
     doc.paragraph("Where the gold change at the end comes from (change from SFT of each weighted gold term; they sum "
                   "to the gold change), and what changed in the responses:")

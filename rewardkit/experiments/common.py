@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +51,55 @@ def run_seeds(seeds: Sequence[int], output_dir: str | Path, console: Console,
     runs, timings = [], {}
     with experiment_run(seeds, output_dir) as output:
         for seed, seed_console in seed_consoles(seeds, console):
-            started = time.perf_counter()
-            runs.append(run_seed(seed, output / f"seed-{seed}", seed_console))
-            timings[str(seed)] = seed_console.seconds | {"total": round(time.perf_counter() - started, 2)}
+            run, timings[str(seed)] = _timed_seed(run_seed, seed, output / f"seed-{seed}", seed_console)
+            runs.append(run)
     return runs, timings
+
+
+def _timed_seed(run_seed: Callable[[int, Path, Console], dict], seed: int, seed_dir: Path,
+                console: Console) -> tuple[dict, dict]:
+    started = time.perf_counter()
+    run = run_seed(seed, seed_dir, console)
+    return run, console.seconds | {"total": round(time.perf_counter() - started, 2)}
+
+
+def _seed_in_worker(run_seed: Callable[[Any, int, Path, Console], dict], config: Any, seed: int, seed_dir: Path,
+                    progress: bool, prefix: str) -> tuple[dict, dict]:
+    """One seed in a worker process (its own console: consoles hold a stream and do not cross processes)."""
+    return _timed_seed(partial(run_seed, config), seed, seed_dir, Console(progress, prefix=prefix))
 
 
 def run_experiment(config: Any, output_dir: str | Path, console: Console | None,
                    run_seed: Callable[[Any, int, Path, Console], dict],
                    combine: Callable[[list[dict], Any], dict]) -> dict:
     """`run_seed(config, seed, seed_dir, console)` for every seed of `config.seeds`, then `combine(runs, config)`;
-    writes results.json and timings.json; returns the results."""
-    runs, timings = run_seeds(config.seeds, output_dir, console or Console(),
-                              lambda seed, seed_dir, seed_console: run_seed(config, seed, seed_dir, seed_console))
+    writes results.json and timings.json; returns the results. With `config.workers` > 1 the seeds run side by
+    side in that many worker processes, one torch thread each (each seed draws only from its own seeded streams,
+    so the results do not depend on it); `run_seed` must then be a module-level function."""
+    console = console or Console()
+    started = time.perf_counter()
+    workers = min(getattr(config, "workers", 1), len(config.seeds))
+    if workers <= 1:
+        runs, timings = run_seeds(config.seeds, output_dir, console, partial(run_seed, config))
+    else:
+        from rewardkit.demo.ppo_runs import worker_pool
+
+        console.print(f"{len(config.seeds)} seeds, {workers} side by side in worker processes")
+        with experiment_run(config.seeds, output_dir) as output, worker_pool(workers) as pool:
+            futures = {seed: pool.submit(_seed_in_worker, run_seed, config, seed, output / f"seed-{seed}",
+                                         console.enabled, seed_console.prefix)
+                       for seed, seed_console in seed_consoles(config.seeds, console)}
+            done = {seed: future.result() for seed, future in futures.items()}
+        runs, timings = [done[seed][0] for seed in config.seeds], {str(seed): done[seed][1] for seed in config.seeds}
     results = combine(runs, config)
-    write_results(output_dir, results, timings)
+    write_results(output_dir, results, timings, workers=workers,
+                  wall_seconds=round(time.perf_counter() - started, 1))  # "total" sums the seeds' seconds
     return results
+
+
+def elapsed(timings: dict) -> float:
+    """The run's wall-clock seconds (seeds side by side overlap), else the sum of its seeds' seconds."""
+    return timings.get("wall_seconds", timings["total"])
 
 
 def write_results(output_dir: str | Path, results: dict, timings: dict, **machine: object) -> None:
@@ -111,8 +145,11 @@ def save_report(document: Document, output_dir: Path, timings: dict | None = Non
     """report.md and report.html in `output_dir`; with `timings`, a closing paragraph (`lead`, then the machine,
     its load and the total seconds) first."""
     if timings is not None:
-        document.paragraph(f"{lead}Machine: {timings['cpu']}, load average {timings['load_average']}, total "
-                           f"{timings['total']:.0f} s.")
+        side_by_side = f", {timings['workers']} seeds side by side" if timings.get("workers", 1) > 1 else ""
+        took = (f"{timings['wall_seconds']:.0f} s wall-clock" if "wall_seconds" in timings else
+                f"total {timings['total']:.0f} s (the seeds' seconds summed)")
+        document.paragraph(f"{lead}Machine: {timings['cpu']}, load average {timings['load_average']}{side_by_side}, "
+                           f"{took}.")
     files = {"markdown": output_dir / "report.md", "html": output_dir / "report.html"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
@@ -120,10 +157,10 @@ def save_report(document: Document, output_dir: Path, timings: dict | None = Non
 
 
 def command_config(config_class: type, args: argparse.Namespace, **overrides: object) -> Any:
-    """`config_class.quick()` under --quick, else its defaults; --seeds and each override that is not None replace
-    their fields (lists become tuples)."""
+    """`config_class.quick()` under --quick, else its defaults; --seeds, --workers and each override that is not
+    None replace their fields (lists become tuples)."""
     config = config_class.quick() if args.quick else config_class()
-    overrides = {"seeds": args.seeds, **overrides}
+    overrides = {"seeds": args.seeds, "workers": getattr(args, "workers", None), **overrides}
     return replace(config, **{key: tuple(v) if isinstance(v, list) else v for key, v in overrides.items()
                               if v is not None})
 
@@ -142,7 +179,7 @@ def run_command(args: argparse.Namespace, config: Any, headline: str, run: Calla
 
 def report_line(files: dict[str, Path], timings: dict) -> str:
     """"report: DIR/report.md (and report.html, plots/, results.json) in 4.2 min" (no time when no seed was timed)."""
-    took = f" in {format_seconds(timings['total'])}" if timings["seconds"] else ""
+    took = f" in {format_seconds(elapsed(timings))}" if timings["seconds"] else ""
     return f"report: {files['markdown']} (and report.html, plots/, results.json){took}"
 
 

@@ -30,7 +30,7 @@ from rewardkit.demo.pipeline import to_json
 from rewardkit.ensemble import RewardEnsemble
 from rewardkit.ensemble.bootstrap import bootstrap_indices
 from rewardkit.experiments.common import difference_verdict, run_experiment
-from rewardkit.experiments.worlds import best_of_n_curve, seed_world, shared_samples, train_reward_model
+from rewardkit.experiments.worlds import best_of_n_curve, quick_setup, seed_world, shared_samples, train_reward_model
 from rewardkit.model import RewardModel
 from rewardkit.progress import Console
 from rewardkit.rl.curves import paired_difference, summarize_curve
@@ -45,6 +45,7 @@ AGGREGATIONS = ("mean", "min", "uwo")
 @dataclass
 class EnsemblesConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2  # seeds side by side in worker processes, one torch thread each (results do not depend on it)
     setup: DemoConfig = field(default_factory=DemoConfig)  # world, SFT, preferences, RM training, best-of-n sizes
     members: int = 4
     label_flip: float = 0.25  # Coste et al.'s noise injection
@@ -52,10 +53,10 @@ class EnsemblesConfig:
 
     @classmethod
     def quick(cls) -> EnsemblesConfig:
-        return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200), members=3)
+        return cls(setup=quick_setup(), members=3)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
 
 
 def flip_pairs(records: list[dict], share: float, seed: int) -> list[dict]:

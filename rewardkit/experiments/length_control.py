@@ -34,7 +34,7 @@ from torch import nn
 from rewardkit.demo.config import DemoConfig
 from rewardkit.demo.pipeline import to_json
 from rewardkit.experiments.common import difference_verdict, run_experiment
-from rewardkit.experiments.worlds import best_of_n_curve, seed_world, shared_samples
+from rewardkit.experiments.worlds import best_of_n_curve, quick_setup, seed_world, shared_samples
 from rewardkit.model import RewardModel
 from rewardkit.model.pooling import reward_coordinates
 from rewardkit.progress import Console
@@ -49,6 +49,7 @@ PLAIN, ODIN, LENGTH = "plain RM", "ODIN quality head", "length-only rule"
 @dataclass
 class LengthControlConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2  # seeds side by side in worker processes, one torch thread each (results do not depend on it)
     setup: DemoConfig = field(default_factory=DemoConfig)  # world, SFT, preferences, RM epochs and lr, best-of-n
     lambda_length: float = 1.0
     lambda_quality: float = 1.0
@@ -57,10 +58,10 @@ class LengthControlConfig:
 
     @classmethod
     def quick(cls) -> LengthControlConfig:
-        return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200))
+        return cls(setup=quick_setup())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

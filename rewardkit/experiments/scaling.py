@@ -42,6 +42,7 @@ from rewardkit.experiments.worlds import (
     SeedWorld,
     best_of_n_curve,
     policy_samples,
+    quick_setup,
     seed_world,
     shared_samples,
     train_reward_model,
@@ -57,6 +58,7 @@ from rewardkit.world.ceilings import ceilings_and_baselines, held_out_pairs
 @dataclass
 class ScalingConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2  # seeds side by side in worker processes, one torch thread each (results do not depend on it)
     setup: DemoConfig = field(default_factory=DemoConfig)  # world, SFT, preferences, RM training, best-of-n sizes
     rm_sizes: tuple[int, ...] = (16, 32, 64, 128)  # hidden sizes (2 layers, MLP 2x): ~1.6 decades of parameters
     data_fractions: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)  # of the training rankings
@@ -66,10 +68,10 @@ class ScalingConfig:
     @classmethod
     def quick(cls) -> ScalingConfig:
         """The demo's --quick world and a smaller best-of-n set (about 10 minutes on 2 idle cores)."""
-        return cls(setup=replace(DemoConfig.quick(), bon_samples=128, bon_n_max=64, bootstrap_samples=200))
+        return cls(setup=quick_setup())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "workers"}  # timings.json has it
 
 
 def backbone_config(setup: DemoConfig, hidden_size: int) -> SFTConfig:
@@ -89,6 +91,7 @@ def combine(runs: list[dict], config: ScalingConfig) -> dict:
     policies = [entry for run in runs for entry in run["policy_sizes"]]
     results = {"seeds": list(config.seeds), "config": config.to_dict(),
                "world": over_seeds([run["world"] for run in runs]), "cells": cells, "summary": summarize_cells(cells),
+               "largest_minus_smallest": compare_rm_cells(cells),
                "policy_sizes": {"fixed_rm": runs[0]["fixed_rm"], "entries": policies,
                                 "summary": summarize_cells(policies, by=("policy_size",)),
                                 "largest_minus_smallest": compare_policy_sizes(policies)}}
@@ -219,16 +222,43 @@ POLICY_COMPARISONS = {
 }
 
 
+# what a larger RM, or more comparison data, changes in a cell (Gao et al.: accuracy and the best-of-n fit's α, β
+# vary smoothly with RM size; more data helps; below ~2,000 comparisons RMs are near chance)
+CELL_COMPARISONS = {
+    "accuracy_vs_gold": ("accuracy against gold", "higher", "lower", "higher"),
+    "accuracy_vs_labels": ("accuracy against held-out labels", "higher", "lower", "higher"),
+    "alpha": ("Gao α", "larger", "smaller", "varies smoothly"),
+    "beta": ("Gao β", "larger", "smaller", "varies smoothly"),
+    "gain_at_peak": ("gold at the peak (cross-fitted)", "higher", "lower", "higher"),
+}
+
+
 def compare_policy_sizes(entries: list[dict]) -> dict:
-    """The largest minus the smallest policy per seed for each statistic of `POLICY_COMPARISONS`: the per-seed
+    """The largest minus the smallest policy per seed for each statistic of `POLICY_COMPARISONS`."""
+    return compare_extremes(entries, "policy_size", POLICY_COMPARISONS)
+
+
+def compare_rm_cells(cells: list[dict]) -> dict:
+    """The largest minus the smallest RM at the most data, and the most minus the least data at the largest RM, per
+    seed for each statistic of `CELL_COMPARISONS`."""
+    most_data, largest = max(c["data_prompts"] for c in cells), max(c["hidden_size"] for c in cells)
+    return {"rm_size": compare_extremes([c for c in cells if c["data_prompts"] == most_data], "hidden_size",
+                                        CELL_COMPARISONS) | {"at": f"{most_data} training prompts"},
+            "data": compare_extremes([c for c in cells if c["hidden_size"] == largest], "data_prompts",
+                                     CELL_COMPARISONS) | {"at": f"hidden size {largest}"}}
+
+
+def compare_extremes(entries: list[dict], by: str, comparisons: dict[str, tuple[str, str, str, str]]) -> dict:
+    """The entry with the largest `by` minus the one with the smallest, per seed, for each statistic of
+    `comparisons` (key -> statistic, verdict above 0, verdict below 0, what Gao et al. found): the per-seed
     differences, their t interval (2 or more seeds) and a verdict only where it excludes 0."""
-    sizes = sorted({e["policy_size"] for e in entries})
+    sizes = sorted({e[by] for e in entries})
     if len(sizes) < 2:
         return {}
-    by_seed = {(e["seed"], e["policy_size"]): e for e in entries}
+    by_seed = {(e["seed"], e[by]): e for e in entries}
     seeds = sorted({e["seed"] for e in entries})
     comparison = {"larger": sizes[-1], "smaller": sizes[0]}
-    for key, (statistic, if_above, if_below, gao) in POLICY_COMPARISONS.items():
+    for key, (statistic, if_above, if_below, gao) in comparisons.items():
         per_seed = [by_seed[seed, sizes[-1]][key]["value"] - by_seed[seed, sizes[0]][key]["value"] for seed in seeds]
         interval = t_interval(per_seed).to_dict() if len(per_seed) > 1 else {}
         comparison[key] = interval | {"statistic": statistic, "per_seed": per_seed, "gao": gao,

@@ -75,11 +75,34 @@ def write_report(results: dict, timings: dict, output_dir: str | Path) -> dict[s
                      f"{value(cell['r2_cv']):.2f}"])
     document.table(["hidden", "parameters", "training prompts", "accuracy vs labels", "accuracy vs gold", "α", "β",
                     "gold at peak (cross-fitted)", "held-out R²"], rows)
+    trends = results.get("largest_minus_smallest", {})
+    if trends:
+        document.paragraph("The largest minus the smallest RM, and the most minus the least data, per seed (paired: "
+                           "the same world and sample set); a verdict only where the t interval over seeds excludes "
+                           "0.")
+        comparison_table(document, trends["rm_size"], f"hidden {{larger}} minus hidden {{smaller}}, "
+                                                      f"{trends['rm_size']['at']}")
+        comparison_table(document, trends["data"], f"{{larger}} minus {{smaller}} training prompts, "
+                                                   f"{trends['data']['at']}")
     for path, caption in plots:
         document.image(f"plots/{path.name}", caption)
     policy_section(document, results, plots_dir=output / "plots")
     return save_report(document, output, timings, lead=f"{len(results['cells'])} fitted cells (one per size, data "
                        "size and seed) are in results.json under \"cells\". ")
+
+
+def comparison_table(document: Document, comparison: dict, heading: str) -> None:
+    """One row per statistic: the larger minus the smaller setting (`heading` names them), its t interval over
+    seeds, the per-seed differences, what Gao et al. found and the verdict here."""
+    from rewardkit.rl.statistics import Estimate
+
+    if not comparison:
+        return
+    document.table([heading.format(**comparison), "difference (t over seeds)", "per seed", "Gao et al. found",
+                    "this world"],
+                   [[entry["statistic"], Estimate.from_dict(entry).format("+.3f") if "value" in entry else "–",
+                     ", ".join(f"{x:+.3f}" for x in entry["per_seed"]), entry["gao"], entry["verdict"]]
+                    for entry in comparison.values() if isinstance(entry, dict)])
 
 
 def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
@@ -108,13 +131,7 @@ def policy_section(document: Document, results: dict, plots_dir: Path) -> None:
              f"{value(entry['r2_cv']):.2f}"] for entry in section["summary"]]
     document.table(["policy hidden", "parameters", "gold at n = 1", f"gold gain at n = {setup['bon_n_max']}", "α",
                     "β", "observed peak gain", "proxy − gold gap", "held-out R²"], rows)
-    comparison = section["largest_minus_smallest"]
-    if comparison:
-        document.table([f"hidden {comparison['larger']} minus hidden {comparison['smaller']}", "difference (t over "
-                        "seeds)", "per seed", "Gao et al. found", "this world"],
-                       [[entry["statistic"], Estimate.from_dict(entry).format() if "value" in entry else "–",
-                         ", ".join(f"{x:+.2f}" for x in entry["per_seed"]), entry["gao"], entry["verdict"]]
-                        for entry in comparison.values() if isinstance(entry, dict)])
+    comparison_table(document, section["largest_minus_smallest"], "hidden {larger} minus hidden {smaller}")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for entry in section["summary"]:
         x = [point["sqrt_kl"] for point in entry["points"]]

@@ -45,6 +45,14 @@ class SeedWorld:
     facts: dict  # JSON-ready: data sizes, the labeller, the RM's held-out accuracy
 
 
+def quick_setup() -> DemoConfig:
+    """The --quick world of scaling, ensembles and length: the demo's --quick world (400 training prompts), pinned
+    where the demo's own --quick has shrunk since for its 2-minute target, with the best-of-n set these experiments
+    re-rank (128 samples per prompt, n up to 64) and 200 bootstrap resamples."""
+    return replace(DemoConfig.quick(), ppo_steps=32, control_ppo_steps=16, bon_samples=128, bon_n_max=64,
+                   bootstrap_samples=200)
+
+
 def build_world(config: DemoConfig, seed_dir: Path, console: Console, reward_model: bool = True) -> SeedWorld:
     """SFT policy, preferences and (unless not `reward_model`) the RM for `config.seed` into `seed_dir`."""
     seed_dir.mkdir(parents=True, exist_ok=True)

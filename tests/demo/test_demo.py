@@ -10,7 +10,7 @@ from PIL import Image
 
 from rewardkit.cli import main
 from rewardkit.demo import write_report
-from rewardkit.demo.ppo_runs import CONTROLS, DEFAULT_RM
+from rewardkit.demo.ppo_runs import CONTROLS, DEFAULT_RM, UTILITY
 from rewardkit.rl.statistics import is_estimate
 
 
@@ -47,6 +47,8 @@ def test_combined_results_have_intervals_over_seeds(two_seeds):
     assert set(results["controls"]["best_of_n"]) == set(CONTROLS) - {DEFAULT_RM}
     matched = results["controls"]["ppo_matched_kl"]  # equal KL, not equal steps: every run read where all reached
     assert set(matched["gold"]) == set(CONTROLS) and set(matched["differences"]) == set(CONTROLS) - {DEFAULT_RM}
+    reward_models = results["controls"]["ppo_matched_kl_reward_models"]  # without the slow-moving utility
+    assert set(reward_models["differences"]) == set(CONTROLS) - {DEFAULT_RM, UTILITY}
     seed_0 = json.loads((seeds_dir / "seed-0" / "results.json").read_text())
     reached = [max(point["sqrt_kl"] for point in run["points"])
                for name, run in seed_0["controls_ppo"].items() if name != DEFAULT_RM]  # its full β = 0 run counts

@@ -47,6 +47,13 @@ def test_one_fitted_cell_per_size_data_and_seed(scaling):
     assert len(results["summary"]) == 4 and all(s["seeds"] == [0, 1] for s in results["summary"])
     assert results["summary"][0]["alpha"]["per_seed"] == [c["alpha"]["value"] for c in cells
                                                           if (c["hidden_size"], c["data_prompts"]) == (16, 20)]
+    # the largest minus the smallest RM (at the most data) and the most minus the least data (at the largest RM)
+    trends = results["largest_minus_smallest"]
+    by_cell = {(c["seed"], c["hidden_size"], c["data_prompts"]): c["accuracy_vs_gold"]["value"] for c in cells}
+    assert (trends["rm_size"]["larger"], trends["rm_size"]["smaller"], trends["data"]["larger"]) == (64, 16, 40)
+    assert trends["rm_size"]["accuracy_vs_gold"]["per_seed"] == pytest.approx(
+        [by_cell[seed, 64, 40] - by_cell[seed, 16, 40] for seed in (0, 1)])
+    assert trends["data"]["alpha"]["verdict"]  # a verdict, or "not resolved at this sample size"
     # the policy's own width reuses the SFT policy as its backbone; the other width gets its own
     assert (output / "seed-0" / "backbone-16" / "config.json").exists()
     assert not (output / "seed-0" / "backbone-64").exists()
@@ -98,7 +105,7 @@ def test_report_and_plots(scaling, tmp_path):
     markdown = files["markdown"].read_text()
     assert "8 fitted cells" in markdown
     assert "Policy size at a fixed RM" in markdown and "plots/policy_sizes.png" in markdown
-    assert "hidden 64 minus hidden 16" in markdown
+    assert "hidden 64 minus hidden 16" in markdown and "40 minus 20 training prompts, hidden size 64" in markdown
     for png in ("scaling_parameters.png", "scaling_data.png", "policy_sizes.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
 
