@@ -10,8 +10,8 @@ from rewardkit.experiments import Experiment
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="experiment-prm", help="directory for the report and artifacts")
-    p.add_argument("--quick", action="store_true", help="smaller sizes and 2 seeds (a few minutes on 2 cores)")
-    p.add_argument("--seeds", type=int, help="labelling + training repeats for the intervals (3; --quick: 2)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes on 2 cores)")
+    p.add_argument("--seeds", type=int, help="labelling + training repeats for the intervals (3)")
     p.add_argument("--budget", type=float, help="label units per arm: steps read, or outcome labels (1200)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
 

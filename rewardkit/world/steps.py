@@ -7,8 +7,9 @@ A prompt lists 3-5 digits to add; the right solution adds them one at a time, th
 A step is correct when it is the right solution's step at that place, so the gold per-step value is known: 1 up
 to the first wrong step, 0 from it on (a chain that went wrong stays wrong, as in ProcessBench's labels). The gold
 solution reward is whether the final answer is right; two slips can cancel, so a wrong path can end in the right
-answer. Demonstrations slip (an addition off by 1 or 2) with probability `demo_slip_prob` per addition and carry
-the wrong total on, so the SFT policy trained on them makes the mistakes a process reward model should catch.
+answer. Demonstrations slip (an addition off by one of `slip_sizes`, 1 or 2 by default; 10, a carry slip, in
+`rewardkit experiment prm`) with probability `demo_slip_prob` per addition and carry the wrong total on, so the SFT
+policy trained on them makes the mistakes a process reward model should catch.
 
 Labels, as a labelling team would produce them (`StepLabeller`):
 
@@ -42,6 +43,7 @@ class StepWorldConfig:
     test_fraction: float = 0.2
     num_terms: tuple[int, int] = (3, 5)  # digits per problem, inclusive: 2-4 additions and the answer
     demo_slip_prob: float = 0.12
+    slip_sizes: tuple[int, ...] = (1, 2)  # a slip adds or subtracts one of these
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +92,7 @@ class StepWorld:
         for term in terms[1:]:
             result = total + term
             if slip_prob and rng is not None and rng.random() < slip_prob:
-                result = max(0, result + int(rng.choice([-2, -1, 1, 2])))
+                result = max(0, result + int(rng.choice(self.config.slip_sizes)) * int(rng.choice([-1, 1])))
             steps.append(f"{total} + {term} = {result}")
             total = result
         return [*steps, f"answer {total}"]

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from rewardkit.experiments.prm import PRMExperimentConfig, mean_interval, paired_verdict, run_prm_experiment
+from rewardkit.experiments.prm import (
+    PRMExperimentConfig,
+    mean_interval,
+    paired_verdict,
+    run_prm_experiment,
+    train_reward_model,
+)
 from rewardkit.experiments.prm_cli import write_report
 from rewardkit.model import RewardModel
+from rewardkit.model.step_metrics import auroc
 from rewardkit.rl.prm_search import BeamSearchConfig, prm_best_of_n, solution_scores, step_beam_search
 from rewardkit.rl.statistics import NOT_RESOLVED
 from rewardkit.world.policy import SFTConfig, save_policy, train_sft_policy
@@ -60,7 +67,7 @@ def test_labellers_make_their_stated_errors_and_costs():
 
 @pytest.fixture(scope="module")
 def step_policy(tmp_path_factory):
-    world = StepWorld()
+    world = StepWorld(PRMExperimentConfig().world)  # the experiment's world: its slips are carry slips
     policy, tokenizer = train_sft_policy(world, TINY_SFT, progress=False, tokenizer=step_tokenizer())
     directory = tmp_path_factory.mktemp("step-sft")
     save_policy(policy, tokenizer, world, str(directory))
@@ -83,8 +90,32 @@ def test_beam_search_keeps_the_prm_best_and_best_of_n_picks_the_top_score(step_p
     assert table.shape == (3, 3) and best == table.argmax(dim=1).tolist()
 
 
+def test_a_prm_trained_as_the_experiment_trains_it_finds_the_slips_on_held_out_solutions(step_policy, tmp_path):
+    # The experiment once compared RMs at chance (step AUROC 0.45): slips of 1-2 that a model of the policy's size
+    # cannot check, and ~26 optimizer steps. Even the tiny test policy's PRM must rank held-out steps well above 0.5.
+    world, _, _, directory = step_policy
+    rng = np.random.default_rng(0)
+
+    def labelled(split: str, count: int) -> list[dict]:
+        records = []
+        for prompt in world.prompts(count, split, seed=3):
+            steps = world.solution(prompt, slip_prob=0.3, rng=rng)
+            records.append({"problem": prompt, "steps": steps, "label": world.first_error(prompt, steps)})
+        return records
+
+    train_records, test_records = labelled("train", 300), labelled("test", 200)
+    (tmp_path / "prm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_records))
+    recipe = PRMExperimentConfig(rm_steps=200, rm_batch_size=8)
+    prm = train_reward_model(recipe, directory, tmp_path / "prm.jsonl", seed=0)
+    problems, solutions = [r["problem"] for r in test_records], [r["steps"] for r in test_records]
+    rewards = torch.cat(prm.score_steps(problems, solutions, normalize=False).raw_rewards).numpy()
+    on_track = np.concatenate([world.step_values(p, s) for p, s in zip(problems, solutions, strict=True)]) == 1.0
+    assert 0.2 < on_track.mean() < 0.9
+    assert auroc(rewards, on_track) > 0.65
+
+
 def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_policy, tmp_path):
-    config = PRMExperimentConfig(seeds=2, sft=TINY_SFT, budget=60, rm_epochs=1, test_prompts=6, samples_per_prompt=4,
+    config = PRMExperimentConfig(seeds=2, sft=TINY_SFT, budget=60, rm_steps=2, test_prompts=6, samples_per_prompt=4,
                                  rollouts=1, ppo_steps=2, ppo_batch_size=8)
     results = run_prm_experiment(config, tmp_path, progress=False)
     assert [run["seed"] for run in results["runs"]] == [0, 1]
