@@ -10,7 +10,7 @@ from rewardkit.experiments.options import add_shared_arguments, check_shared_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_shared_arguments(p, "frontier", "the demo's --quick world, 40 steps of 32 responses (about 10 minutes on 2 "
+    add_shared_arguments(p, "frontier", "the demo's --quick world, 40 steps of 32 responses (about 5 minutes on 2 "
                          "idle cores)", "independent worlds and runs for the intervals (0 1 2)", seed_workers=False)
     p.add_argument("--steps", type=int, help="optimizer steps of every method (150; --quick: 40)")
     p.add_argument("--workers", type=int, help="runs side by side in worker processes (2; 1: in this process)")
