@@ -42,12 +42,13 @@ class PlainBar:
     """A progress bar as a few lines of text: when it starts, at every quarter (or after `every_seconds` of
     silence), and when it ends."""
 
-    def __init__(self, total: int, desc: str, stream: TextIO, unit: str = "steps", every_seconds: float = 60.0):
+    def __init__(self, total: int, desc: str, stream: TextIO, unit: str = "steps", every_seconds: float = 60.0,
+                 initial: int = 0):
         self.total, self.desc, self.stream, self.unit = max(int(total), 0), desc, stream, unit
         self.every_seconds = every_seconds
-        self.count, self.postfix = 0, ""
+        self.count, self.postfix = initial, ""
         self.started = self.last_print = time.perf_counter()
-        self._next_quarter = 1
+        self._next_quarter = 1 + (4 * initial // self.total if self.total else 0)  # resumed: quarters already past
         self._closed = False
         self._print(f"{self.desc}: {self.total:,} {self.unit}")
 
@@ -89,9 +90,10 @@ class PlainBar:
 class TerminalBar:
     """tqdm with the same `update(n, **postfix)` call as `PlainBar`."""
 
-    def __init__(self, total: int, desc: str, stream: TextIO, unit: str = "steps", enabled: bool = True):
+    def __init__(self, total: int, desc: str, stream: TextIO, unit: str = "steps", enabled: bool = True,
+                 initial: int = 0):
         self._bar = tqdm(total=total, desc=desc, file=stream, unit=f" {unit}", dynamic_ncols=True,
-                         disable=not enabled, leave=True)
+                         disable=not enabled, leave=True, initial=initial)
 
     def update(self, n: int = 1, **postfix: object) -> None:
         if postfix:
@@ -115,13 +117,13 @@ ProgressBar = PlainBar | TerminalBar
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True, stream: TextIO | None = None,
-                 unit: str = "steps", plain: bool | None = None) -> ProgressBar:
+                 unit: str = "steps", plain: bool | None = None, initial: int = 0) -> ProgressBar:
     """A bar named `desc` on `stream` (stderr): tqdm on a terminal, a few plain lines otherwise (or when `plain`, e.g.
-    from one of several processes sharing a terminal), nothing when not `enabled`."""
+    from one of several processes sharing a terminal), nothing when not `enabled`; `initial`: already done (resumed)."""
     stream = stream or sys.stderr
     if enabled and (plain or _plain_everywhere or not _is_terminal(stream)):
-        return PlainBar(total, desc, stream, unit)
-    return TerminalBar(total, desc, stream, unit, enabled=enabled)
+        return PlainBar(total, desc, stream, unit, initial=initial)
+    return TerminalBar(total, desc, stream, unit, enabled=enabled, initial=initial)
 
 
 class Console:

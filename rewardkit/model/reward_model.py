@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import torch
 from tokenizers import AddedToken
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -56,6 +55,7 @@ from rewardkit.model.encoder_packing import encoder_rewards, is_token_level
 from rewardkit.model.pooling import decoder_head, position_ids_from_mask, reward_coordinates
 from rewardkit.model.prefix_sharing import packed_rewards, scoring_batches, supports_packing, unpad
 from rewardkit.model.step_scores import StepScores
+from rewardkit.progress import progress_bar
 
 PAD_TOKEN = "<|rewardkit_pad|>"
 DEFAULT_MAX_LENGTH = 512
@@ -363,7 +363,7 @@ class RewardModel(nn.Module):
         device = self.device
         autocast_dtype = autocast_dtype or precision_dtype(self.precision, device)
         name = progress if isinstance(progress, str) else "scoring"
-        bar = tqdm(total=len(sequences), desc=name, unit="seq", disable=not progress)
+        bar = progress_bar(len(sequences), name, enabled=progress, unit="sequences")
         for rows in batches:
             input_ids, attention_mask = pad_sequences([sequences[i] for i in rows], self.tokenizer.pad_token_id)
             positions = None if reward_positions is None else [reward_positions[i] for i in rows]

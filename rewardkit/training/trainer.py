@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 from transformers import set_seed
 
 from rewardkit.device import precision_dtype, resolve_device
@@ -33,6 +32,7 @@ from rewardkit.distributed import build_accelerator, is_sharded, save_model, sha
 from rewardkit.errors import RewardkitError
 from rewardkit.model.prefix_sharing import supports_packing
 from rewardkit.model.reward_model import RewardModel
+from rewardkit.progress import progress_bar
 from rewardkit.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rewardkit.training.config import TrainConfig
 from rewardkit.training.metrics_log import MetricsLog
@@ -110,7 +110,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
     started, labels_seen, window = time.perf_counter(), 0, []
     recent = deque(maxlen=50)  # running accuracy for the progress bar
     show_progress = config.progress_bar and is_main
-    progress = tqdm(total=total_steps, initial=step, desc="training reward model", disable=not show_progress)
+    progress = progress_bar(total_steps, "training reward model", enabled=show_progress, initial=step)
     while step < total_steps:
         micro_batches = schedule.micro_batches(step)
         step_groups = sum(len(micro) for micro in micro_batches)
@@ -150,8 +150,7 @@ def train(config: TrainConfig, callbacks: Sequence[StepCallback] = ()) -> TrainR
                    "lr": scheduler.get_last_lr()[0]}
         window.append(metrics)
         recent.append(metrics)
-        progress.update(1)
-        progress.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{_mean(list(recent), 'accuracy'):.3f}")
+        progress.update(1, loss=f"{metrics['loss']:.3f}", acc=f"{_mean(list(recent), 'accuracy'):.3f}")
         if step % config.logging_steps == 0 or step == total_steps:
             log.write({"step": step, "epoch": schedule.epoch_of(step), "split": "train", **_average(window)})
             window = []

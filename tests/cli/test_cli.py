@@ -61,7 +61,7 @@ def test_score_writes_one_line_per_response(trained, capsys):
     assert lines[0]["reward"] > lines[1]["reward"]
     assert lines[0]["truncated"] is False
     assert "scored 2 responses" in out
-    assert "scoring: 100%" in err and "2/2" in err  # the progress bar, on stderr
+    assert "scoring: 2/2 sequences in" in err and "\r" not in err  # the progress bar, on stderr: plain lines
     # Preference data is accepted too: every response of every pair is scored, in order.
     code, out, err = run_rewardkit(capsys, "score", "--model", trained / "rm", "--data", trained / "pairs.jsonl",
                                    "--raw", "--no-progress")
@@ -75,7 +75,7 @@ def test_eval_prints_a_table_and_writes_json(trained, capsys):
                                    "--output", trained / "eval.json")
     assert code == 0
     assert "accuracy" in out and str(trained / "pairs.jsonl") in out
-    assert "scoring pairs.jsonl: 100%" in err and "96/96" in err  # the bar is named by the dataset it scores
+    assert "scoring pairs.jsonl: 96/96 sequences in" in err  # the bar is named by the dataset it scores
     metrics = json.loads((trained / "eval.json").read_text())[str(trained / "pairs.jsonl")]
     assert metrics["num_comparisons"] == 48 and metrics["accuracy"] >= 0.9
 

@@ -87,7 +87,7 @@ def _crash_at(step_to_crash: int):
     return callback
 
 
-def test_resume_after_interruption_reaches_the_same_weights(tiny_sft, tmp_path):
+def test_resume_after_interruption_reaches_the_same_weights(tiny_sft, tmp_path, capsys):
     data = write_jsonl(tmp_path / "pairs.jsonl", keyword_pairs(40))
     common = dict(max_steps=10, save_steps=3, gradient_accumulation_steps=2, batch_size=3, eval_steps=4)
     train(_config(tiny_sft, data, tmp_path / "straight", **common))
@@ -95,8 +95,12 @@ def test_resume_after_interruption_reaches_the_same_weights(tiny_sft, tmp_path):
     with pytest.raises(_Crash):  # dies after step 7; the last checkpoint is step 6
         train(_config(tiny_sft, data, tmp_path / "resumed", **common), callbacks=[_crash_at(7)])
     assert list_checkpoints(tmp_path / "resumed")[-1].name == "step-000006"
-    result = train(_config(tiny_sft, data, tmp_path / "resumed", resume=True, **common))
+    capsys.readouterr()
+    result = train(_config(tiny_sft, data, tmp_path / "resumed", resume=True, progress_bar=True, **common))
     assert result.steps == 10
+    progress = capsys.readouterr().err  # not a terminal: plain lines, counting on from the checkpoint's step
+    assert "\r" not in progress and "training reward model: 8/10 steps after" in progress
+    assert "training reward model: 10/10 steps in" in progress
 
     straight = load_file(tmp_path / "straight" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "model.safetensors")
