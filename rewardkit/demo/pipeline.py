@@ -323,6 +323,7 @@ def matched_kl_differences(curves: dict[str, OptimizationCurve], config: DemoCon
     interval, and each control minus the default RM, paired over prompts."""
     sqrt_kl = min(curve.max_sqrt_kl() for curve in curves.values())
     at = {name: curve.at_sqrt_kl(sqrt_kl) for name, curve in curves.items()}
+
     def gold(curve: OptimizationCurve) -> dict:
         values = curve.metrics["gold"][0]
         return bootstrap(lambda idx: {"gold": values[idx].mean()}, len(values), config.bootstrap_samples,

@@ -21,10 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
 
-    check_shared_arguments(args)
-    for flag, value, least in (("--steps", args.steps, 1), ("--workers", args.workers, 1)):
-        if value is not None and value < least:
-            raise RewardkitError(f"{flag} must be at least {least}, got {value}")
+    check_shared_arguments(args)  # also checks --workers
+    if args.steps is not None and args.steps < 1:
+        raise RewardkitError(f"--steps must be at least 1, got {args.steps}")
 
     from functools import partial
 
