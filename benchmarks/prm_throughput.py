@@ -1,6 +1,6 @@
 """Process-reward-model training throughput: rewardkit against a plain transformers token-classification loop.
 
-    python benchmarks/prm_throughput.py --threads 2              # both workloads, 3 repeats; ~10 min on 2 idle cores
+    python benchmarks/prm_throughput.py --threads 2 --epochs 3 --max-length 512 --repeats 2   # ~25 min, 2 idle cores
     python benchmarks/prm_throughput.py --workloads shared --repeats 1
 
 The installed TRL (1.16) has no PRM trainer any more (its experimental PRMTrainer was removed), so the peer is what
@@ -18,9 +18,12 @@ Systems:
              (mean over the batch's labelled steps), fused AdamW, grad clip 1.0, sdpa attention
   rewardkit  `rewardkit.training.train(TrainConfig(...))` as shipped: packed rows, each problem computed once for
              all its solutions, the last layer only at step ends (share_prefix=True, the default)
-Same initial weights (one seed), learning rate, cosine schedule without warmup, batches and steps. Timed: the
-training loop only. Afterwards both models are scored on the same 103 held-out MATH validation solutions by the
-same padded forward: step AUROC tells whether speed was bought with accuracy. Systems alternate in one process
+Same initial weights (one seed), learning rate, cosine schedule without warmup, batches and steps (--epochs
+passes). Timed: the training loop only. Afterwards both models are scored by the same padded forward on held-out
+solutions of the workload's kind: `math` on the 20% MATH test split (198 solutions), `shared` on shared-workload
+solutions built from those test problems. Step AUROC, with a 95% bootstrap interval over problems and the paired
+interval of the difference (rewardkit - peer, the same resampled problems), tells whether speed was bought with
+accuracy; one epoch leaves both near chance, which says nothing, hence --epochs. Systems alternate in one process
 after a warm-up; figures are medians over --repeats; peak RSS per run.
 """
 
@@ -36,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from common import (
@@ -56,6 +60,7 @@ from rewardkit.data.step_encoding import encode_step_dataset
 from rewardkit.data.step_formats import load_steps
 from rewardkit.data.steps import StepDataset, StepGroup, StepSolution, split_steps
 from rewardkit.device import resolve_device
+from rewardkit.evaluation.process import bootstrap_interval
 from rewardkit.model import RewardModel
 from rewardkit.model.step_metrics import auroc
 from rewardkit.training import TrainConfig, train
@@ -66,9 +71,10 @@ PROCESSBENCH = REPO.parent / "shared" / "data" / "processbench"
 
 # -------------------------------------------------------------------------------------------------------- data
 def math_splits() -> tuple[StepDataset, StepDataset]:
-    """(train, validation) of MATH exactly as examples/processbench_prm.py splits it (seed 0)."""
-    train_and_validation, _ = split_steps(load_steps(PROCESSBENCH / "math.json"), 0.2, seed=0)
-    return split_steps(train_and_validation, 0.125, seed=0)
+    """(train, test) of MATH exactly as examples/processbench_prm.py splits it (seed 0; its validation split, 12.5%
+    of the rest, is left out as there)."""
+    train_and_validation, test = split_steps(load_steps(PROCESSBENCH / "math.json"), 0.2, seed=0)
+    return split_steps(train_and_validation, 0.125, seed=0)[0], test
 
 
 def shared_workload(train: StepDataset, problems: int, per_problem: int, seed: int = 0) -> StepDataset:
@@ -138,20 +144,48 @@ def run_peer(dataset: StepDataset, model_dir: Path, args, steps: int, batch_size
 
 
 @torch.no_grad()
-def held_out_auroc(model: RewardModel, validation: StepDataset) -> float:
-    """Step AUROC on held-out solutions, by one plain padded forward per solution (the same code for both)."""
+def held_out_step_scores(model: RewardModel, held_out: StepDataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per solution: the rewards and the labels (True: right) of its labelled steps, by one plain padded forward per
+    solution (the same code for both systems)."""
     model.eval()
-    encoded = encode_step_dataset(validation, model.tokenizer, model.max_length, model.step_separator)
+    encoded = encode_step_dataset(held_out, model.tokenizer, model.max_length, model.step_separator)
     scores, correct = [], []
     for group in encoded.groups:
         for solution in group.solutions:
             ids = torch.tensor([solution.sequence.input_ids])
-            logits = model.padded_forward(ids, torch.ones_like(ids), [solution.sequence.reward_positions])
-            for value, label in zip(logits.tolist(), solution.labels, strict=True):
-                if label is not None:
-                    scores.append(value)
-                    correct.append(label > 0.5)
-    return auroc(torch.tensor(scores).numpy(), torch.tensor(correct).numpy())
+            rewards = model.padded_forward(ids, torch.ones_like(ids), [solution.sequence.reward_positions]).tolist()
+            labelled = [(value, label > 0.5) for value, label in zip(rewards, solution.labels, strict=True)
+                        if label is not None]  # fmt: skip
+            scores.append(np.array([v for v, _ in labelled], dtype=float))
+            correct.append(np.array([y for _, y in labelled], dtype=bool))
+    return scores, correct
+
+
+def held_out_aurocs(models: dict[str, RewardModel], held_out: StepDataset) -> dict:
+    """Step AUROC of each system with a 95% bootstrap interval over problems, and the paired interval of
+    rewardkit - peer (both systems' AUROC on the same resampled problems)."""
+    problem = np.array([g for g, group in enumerate(held_out.groups) for _ in group.solutions])
+    scored = {which: held_out_step_scores(model, held_out) for which, model in models.items()}
+
+    def step_auroc(which: str, rows: np.ndarray) -> float:
+        scores, correct = scored[which]
+        return auroc(np.concatenate([scores[r] for r in rows]), np.concatenate([correct[r] for r in rows]))
+
+    def difference(rows: np.ndarray) -> float:
+        return step_auroc("rewardkit", rows) - step_auroc("peer", rows)
+
+    everything = np.arange(len(problem))
+    systems = {which: {"auroc": step_auroc(which, everything),
+                       **bootstrap_interval(problem, functools.partial(step_auroc, which))} for which in scored}
+    labels = np.concatenate(scored["peer"][1])
+    return {"systems": systems,
+            "rewardkit_minus_peer": {"difference": difference(everything), **bootstrap_interval(problem, difference)},
+            "solutions": len(problem), "problems": len(held_out), "labelled_steps": len(labels),
+            "wrong_steps": int((~labels).sum())}
+
+
+def interval(entry: dict, key: str, sign: str = "") -> str:
+    return f"{entry[key]:{sign}.3f} [{entry['low']:{sign}.3f}, {entry['high']:{sign}.3f}]"
 
 
 # --------------------------------------------------------------------------------------------------------- main
@@ -163,6 +197,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=1, help="passes over each workload (2+ to leave chance)")
     parser.add_argument("--solutions", type=int, help="use only this many MATH training solutions")
     parser.add_argument("--shared-problems", type=int, default=96, help="problems of the shared workload (96)")
     parser.add_argument("--output", default="prm_throughput")
@@ -170,23 +205,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device("cpu")
     env = environment(device)  # CPU model and flags, threads, load average, commit
-    train_set, validation = math_splits()
+    train_set, test_set = math_splits()
     if args.solutions:
         train_set = StepDataset(train_set.groups[: args.solutions], name=train_set.name)
     work = Path(tempfile.mkdtemp(prefix="prm-bench-"))
     corpus = [g.prompt for g in train_set.groups] + [s for g in train_set.groups for x in g.solutions for s in x.steps]
     model_dir = build_model_dir(work / "sft", corpus, ModelSpec(max_positions=args.max_length))
-    workloads = {
-        "math": (train_set, 8),  # 8 solutions (problems) per step
-        "shared": (shared_workload(train_set, min(args.shared_problems, len(train_set)), per_problem=8), 2),
+    workloads = {  # (training set, problems per step, held-out set)
+        "math": (train_set, 8, test_set),  # 8 solutions (problems) per step
+        "shared": (shared_workload(train_set, min(args.shared_problems, len(train_set)), per_problem=8), 2,
+                   shared_workload(test_set, min(args.shared_problems, len(test_set)), per_problem=8, seed=1)),
     }
-    rows, payload = [], {"environment": env, "command": " ".join(["python", "benchmarks/prm_throughput.py",
-                                                                  *sys.argv[1:]]), "workloads": {}}
+    command = " ".join(["python", "benchmarks/prm_throughput.py", *sys.argv[1:]])
+    rows, verdicts, payload = [], [], {"environment": env, "command": command, "workloads": {}}
     for name in args.workloads:
-        dataset, batch_size = workloads[name]
+        dataset, batch_size, held_out = workloads[name]
         data = write_jsonl(work / f"{name}.jsonl", records(dataset))
-        steps = math.ceil(len(dataset) / batch_size)
-        labelled = sum(y is not None for g in dataset.groups for s in g.solutions for y in s.labels)
+        steps = math.ceil(len(dataset) / batch_size) * args.epochs
+        labelled = args.epochs * sum(y is not None for g in dataset.groups for s in g.solutions for y in s.labels)
         print(f"{name}: {dataset.num_solutions} solutions of {len(dataset)} problems, {steps} steps")
         trained: dict[str, RewardModel] = {}
 
@@ -204,23 +240,33 @@ def main() -> None:
         runs = run_alternating({which: functools.partial(system, which) for which in ("peer", "rewardkit")},
                                args.repeats, device)
         summary = {which: summarize(r, ["seconds", "peak_rss_mib"]) for which, r in runs.items()}
-        aurocs = {which: held_out_auroc(model, validation) for which, model in trained.items()}
+        aurocs = held_out_aurocs(trained, held_out)
         peer_s, rk_s = summary["peer"]["seconds"], summary["rewardkit"]["seconds"]
         payload["workloads"][name] = {"solutions": dataset.num_solutions, "problems": len(dataset),
-                                      "labelled_steps": labelled, "optimizer_steps": steps, "summary": summary,
-                                      "held_out_step_auroc": aurocs, "ratio": peer_s / rk_s}
+                                      "epochs": args.epochs, "labelled_steps_trained": labelled,
+                                      "optimizer_steps": steps, "summary": summary, "held_out_step_auroc": aurocs,
+                                      "ratio": peer_s / rk_s}
         for which in ("peer", "rewardkit"):
             seconds = summary[which]["seconds"]
             rows.append({"workload": name, "system": which, "seconds": seconds,
                          "steps_per_s": labelled / seconds, "ratio": peer_s / seconds,
-                         "peak_rss_mib": summary[which]["peak_rss_mib"], "auroc": aurocs[which]})
+                         "peak_rss_mib": summary[which]["peak_rss_mib"],
+                         "auroc": interval(aurocs["systems"][which], "auroc")})
+        gap = aurocs["rewardkit_minus_peer"]
+        verdict = ("equal within the interval" if gap["low"] <= 0 <= gap["high"]
+                   else "rewardkit higher" if gap["low"] > 0 else "rewardkit lower")
+        verdicts.append(f"- {name}: held-out step AUROC rewardkit - peer = {interval(gap, 'difference', '+')} on "
+                        f"{aurocs['solutions']} solutions of {aurocs['problems']} problems ({aurocs['labelled_steps']} "
+                        f"labelled steps, {aurocs['wrong_steps']} wrong): {verdict}")
     env["load_average_at_end"] = os.getloadavg()[0]
-    table = markdown_table(rows, [("workload", "workload"), ("system", "system"), ("seconds", "median s/epoch"),
+    table = markdown_table(rows, [("workload", "workload"), ("system", "system"), ("seconds", "median s/run"),
                                   ("steps_per_s", "labelled steps/s"), ("ratio", "speed vs peer"),
-                                  ("peak_rss_mib", "peak RSS MiB"), ("auroc", "held-out step AUROC")])
+                                  ("peak_rss_mib", "peak RSS MiB"), ("auroc", "held-out step AUROC [95% CI]")])
     markdown = (f"# PRM training throughput\n\n`{payload['command']}`\n\nCPU: {env['cpu_model']}, "
                 f"{env['torch_threads']} torch threads, load average {env['load_average_at_start']:.2f} at start, "
-                f"{env['load_average_at_end']:.2f} at end; medians of {args.repeats} repeats.\n\n{table}\n")
+                f"{env['load_average_at_end']:.2f} at end; medians of {args.repeats} repeats, {args.epochs} epoch(s) "
+                f"per run.\n\n{table}\n\n"
+                + "\n".join(verdicts) + "\n")
     write_results(args.output, payload, markdown)
     print(markdown)
 

@@ -27,7 +27,8 @@ class Samples:
     """Sampled responses for a batch of prompts; tensors live on the policy's device.
 
     `input_ids` / `attention_mask`: [B, P + R]; `response_ids` / `response_mask`: [B, R], the last R columns.
-    `response_mask` covers every generated token up to and including EOS (stopping is an action too).
+    `response_mask` covers every generated token up to and including EOS (stopping is an action too);
+    `finished` [B]: whether the response ended with EOS (False: cut at max_new_tokens).
     """
 
     prompts: list[str]
@@ -36,6 +37,7 @@ class Samples:
     attention_mask: torch.Tensor
     response_ids: torch.Tensor
     response_mask: torch.Tensor
+    finished: torch.Tensor
 
     @property
     def prompt_length(self) -> int:
@@ -202,6 +204,7 @@ def sample_responses(
         attention_mask=torch.cat([prompt_mask, response_mask.long()], dim=1),
         response_ids=response_ids,
         response_mask=response_mask,
+        finished=finished,
     )
 
 

@@ -79,6 +79,10 @@ class PRMExperimentConfig:
     # PRM's min scores high); at 3e-5 gold first rises, then falls as KL grows (the over-optimization to watch).
     ppo_learning_rate: float = 3e-5
     ppo_beta: float = 0.0  # no KL penalty: over-optimization shows soonest
+    # Both RM scores are probabilities in [0, 1]; a solution cut at max_new_tokens gets score - 1 <= 0, below every
+    # finished one. Without it a PRM's min over the steps so far scores an unfinished solution as high as a finished
+    # one (nothing wrong yet), and PPO learns to stop before answering.
+    ppo_missing_eos_penalty: float | None = 1.0
 
     @classmethod
     def quick(cls) -> PRMExperimentConfig:
@@ -230,11 +234,12 @@ def _ppo(config, world, policy, tokenizer, model, aggregation: str, seed: int) -
     result = train_ppo(
         copy.deepcopy(policy).requires_grad_(True), policy, tokenizer, prompts, reward,
         PPOConfig(steps=config.ppo_steps, batch_size=config.ppo_batch_size, learning_rate=config.ppo_learning_rate,
-                  beta=config.ppo_beta, max_new_tokens=config.sft.max_new_tokens, seed=seed, progress=False),
+                  beta=config.ppo_beta, max_new_tokens=config.sft.max_new_tokens, seed=seed, progress=False,
+                  missing_eos_penalty=config.ppo_missing_eos_penalty),
         metrics={"gold": lambda ps, rs: world.gold_reward([problem(p) for p in ps], rs)},
     )
-    return [{"step": row["step"], "kl": row["kl"], "proxy": row["proxy_reward"], "gold": row["gold"]}
-            for row in result.log]
+    return [{"step": row["step"], "kl": row["kl"], "proxy": row["proxy_reward"], "gold": row["gold"],
+             "unfinished": row["unfinished"]} for row in result.log]
 
 
 def _summarize(runs: list[dict]) -> dict:
@@ -246,7 +251,7 @@ def _summarize(runs: list[dict]) -> dict:
                              for i, n in enumerate(ns)] for name in SCORERS},
         "labels": {key: mean_interval([r["labels"][key] for r in runs]) for key in runs[0]["labels"]},
         "ppo": {name: [{"step": row["step"], **{key: mean_interval([r["ppo"][name][i][key] for r in runs])
-                                                 for key in ("kl", "proxy", "gold")}}
+                                                 for key in ("kl", "proxy", "gold", "unfinished")}}
                        for i, row in enumerate(runs[0]["ppo"][name])] for name in runs[0]["ppo"]},
     }
 

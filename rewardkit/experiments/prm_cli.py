@@ -108,14 +108,14 @@ def write_report(results: dict, output_dir: str | Path) -> dict[str, Path]:
     plt.close(fig)
     document.image("plots/best_of_n.png", "Best-of-n gold accuracy (mean over seeds, 95% band)")
     if s.get("ppo"):
-        _ppo_section(document, s["ppo"], output, plt)
+        _ppo_section(document, s["ppo"], results["config"]["ppo_missing_eos_penalty"], output, plt)
     files = {"markdown": output / "report.md", "html": output / "report.html"}
     files["markdown"].write_text(document.to_markdown())
     files["html"].write_text(document.to_html())
     return files
 
 
-def _ppo_section(document, ppo: dict, output: Path, plt) -> None:
+def _ppo_section(document, ppo: dict, missing_eos_penalty: float | None, output: Path, plt) -> None:
     rows = []
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, curve in ppo.items():
@@ -124,14 +124,18 @@ def _ppo_section(document, ppo: dict, output: Path, plt) -> None:
         start, end = curve[0], curve[-1]
         best = max(curve, key=lambda row: row["gold"]["mean"])
         rows.append([name, _ci(start["gold"]), _ci(best["gold"]), _ci(end["gold"]), _ci(end["kl"]),
-                     _ci(end["proxy"])])
+                     _ci(end["proxy"]), _ci(end["unfinished"])])
     ax.set(xlabel="KL to the SFT policy (nats, per rollout)", ylabel="gold: share of right answers",
            title="PPO against each reward model (no KL penalty)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(output / "plots" / "ppo.png", dpi=110)
     plt.close(fig)
-    document.table(["PPO reward", "gold at start", "best gold", "gold at end", "KL at end", "RM reward at end"], rows)
+    penalty = "no penalty" if missing_eos_penalty is None else f"{missing_eos_penalty:g} subtracted from the score"
+    document.paragraph(f"PPO's reward: the RM's solution score; a solution cut at max_new_tokens ({penalty}). "
+                       "'unfinished': the share of rollouts without an answer.")
+    document.table(["PPO reward", "gold at start", "best gold", "gold at end", "KL at end", "RM reward at end",
+                    "unfinished at end"], rows)
     document.image("plots/ppo.png", "Gold accuracy of PPO rollouts against KL (mean over seeds)")
 
 

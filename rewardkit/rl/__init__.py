@@ -31,7 +31,7 @@ from rewardkit.rl.evaluation import HeldOutEvaluation
 from rewardkit.rl.kl import kl_k1, kl_k3, kl_per_token, sequence_kl
 from rewardkit.rl.overoptimization import OveroptimizationFit, fit_best_of_n, fit_overoptimization, fit_rl
 from rewardkit.rl.ppo import PPOConfig, PPOResult, ValueModel, train_ppo
-from rewardkit.rl.rewards import RewardFn, score_responses
+from rewardkit.rl.rewards import RewardFn, penalize_missing_eos, score_responses
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 from rewardkit.rl.statistics import NOT_RESOLVED, Estimate, bootstrap, over_seeds, t_interval, verdict
 
@@ -73,6 +73,7 @@ __all__ = [
     "response_logprobs",
     "rloo_advantages",
     "sample_responses",
+    "penalize_missing_eos",
     "score_responses",
     "sequence_kl",
     "shaped_rewards",

@@ -35,7 +35,7 @@ from rewardkit.progress import progress_bar
 from rewardkit.rl.kl import kl_k1, kl_k3
 from rewardkit.rl.losses import clipped_surrogate, masked_mean, sequence_mean
 from rewardkit.rl.ppo import Callback, prompt_batches
-from rewardkit.rl.rewards import RewardFn, score_responses
+from rewardkit.rl.rewards import RewardFn, penalize_missing_eos, score_responses
 
 Algorithm = Literal["rloo", "grpo"]
 
@@ -54,6 +54,7 @@ class CriticFreeConfig:
     beta: float = 0.05
     max_new_tokens: int = 32
     temperature: float = 1.0
+    missing_eos_penalty: float | None = None  # subtracted from r(x, y) of responses without EOS (None: off)
     seed: int = 0
     progress: bool = True
     progress_desc: str = ""
@@ -147,6 +148,7 @@ def train_critic_free(policy: PreTrainedModel, ref_policy: PreTrainedModel, toke
         samples = sample_responses(policy, tokenizer, batch_prompts, config.max_new_tokens, config.temperature,
                                    generator=sample_generator)
         scores = score_responses(reward_fn, batch_prompts, samples.texts).to(device)
+        optimized = penalize_missing_eos(scores, samples.finished, config.missing_eos_penalty)
         input_ids, attention_mask = samples.input_ids, samples.attention_mask
         mask = samples.response_mask.float()
 
@@ -158,9 +160,9 @@ def train_critic_free(policy: PreTrainedModel, ref_policy: PreTrainedModel, toke
 
         # 3. one advantage per response, broadcast over its tokens
         if config.algorithm == "rloo":
-            advantages = rloo_advantages((scores - config.beta * sequence_kl).view(-1, k)).view(-1)
+            advantages = rloo_advantages((optimized - config.beta * sequence_kl).view(-1, k)).view(-1)
         else:
-            advantages = group_normalized_advantages(scores.view(-1, k), config.eps).view(-1)
+            advantages = group_normalized_advantages(optimized.view(-1, k), config.eps).view(-1)
         advantages = advantages[:, None] * mask
 
         # 4. clipped policy updates (GRPO: + beta k3 in the loss)
@@ -190,7 +192,7 @@ def train_critic_free(policy: PreTrainedModel, ref_policy: PreTrainedModel, toke
         # 5. log: the rollout's sequence-level k1 KL, as PPO logs it
         row: dict[str, float] = {"step": step, "proxy_reward": scores.mean().item(),
                                  "kl": sequence_kl.mean().item(), "response_length": mask.sum(-1).mean().item(),
-                                 "beta": config.beta}
+                                 "unfinished": (~samples.finished).float().mean().item(), "beta": config.beta}
         row |= {name: float(np.mean(history)) for name, history in stats.items()}
         for name, fn in metrics.items():
             row[name] = score_responses(fn, batch_prompts, samples.texts).mean().item()

@@ -34,7 +34,7 @@ from rewardkit.lm import position_ids_from_mask, response_logprobs, sample_respo
 from rewardkit.progress import progress_bar
 from rewardkit.rl.kl import KLEstimator, kl_k1, kl_k3, kl_per_token
 from rewardkit.rl.losses import clipped_surrogate, clipped_value_loss, masked_mean, masked_whiten
-from rewardkit.rl.rewards import RewardFn, score_responses
+from rewardkit.rl.rewards import RewardFn, penalize_missing_eos, score_responses
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 
 LOG_KEYS = (
@@ -42,6 +42,7 @@ LOG_KEYS = (
     "proxy_reward",
     "kl",
     "response_length",
+    "unfinished",
     "beta",
     "policy_loss",
     "value_loss",
@@ -73,6 +74,7 @@ class PPOConfig:
     max_new_tokens: int = 32
     temperature: float = 1.0
     whiten_advantages: bool = True
+    missing_eos_penalty: float | None = None  # subtracted from r(x, y) of responses without EOS (None: off)
     seed: int = 0
     progress: bool = True
     progress_desc: str = "PPO"  # names the progress bar, e.g. "PPO β=0 against the RM, seed 1"
@@ -192,6 +194,7 @@ def train_ppo(
             generator=sample_generator,
         )
         scores = score_responses(reward_fn, batch_prompts, samples.texts).to(device)
+        optimized = penalize_missing_eos(scores, samples.finished, config.missing_eos_penalty)
         input_ids, attention_mask = samples.input_ids, samples.attention_mask
         mask = samples.response_mask.float()
         num_response = mask.shape[1]
@@ -205,7 +208,7 @@ def train_ppo(
         # 3. shaped rewards R = r - beta KL
         beta = kl_controller.beta
         kl = kl_per_token(logp_old, logp_ref, config.kl_estimator) * mask
-        rewards = shaped_rewards(scores, kl, mask, beta)
+        rewards = shaped_rewards(optimized, kl, mask, beta)
 
         # 4. advantages and returns
         advantages, returns = generalized_advantages(rewards, values_old, config.gamma, config.gae_lambda)
@@ -246,6 +249,7 @@ def train_ppo(
             "proxy_reward": scores.mean().item(),
             "kl": sequence_kl,
             "response_length": mask.sum(-1).mean().item(),
+            "unfinished": (~samples.finished).float().mean().item(),  # share of responses cut without EOS
             "beta": beta,
         }
         row |= {name: float(np.mean(history)) for name, history in stats.items()}

@@ -22,3 +22,16 @@ def score_responses(fn: RewardFn, prompts: list[str], texts: list[str], batch_si
     if len(scores) != len(texts):
         raise ValueError(f"reward function returned {len(scores)} scores for {len(texts)} responses")
     return scores
+
+
+def penalize_missing_eos(scores: torch.Tensor, finished: torch.Tensor, penalty: float | None) -> torch.Tensor:
+    """r(x, y) - penalty for each response cut at max_new_tokens (no EOS), as TRL's `missing_eos_penalty`.
+
+    Why: a reward that scores what is there (a PRM's min over the steps so far, say) ranks an unfinished solution
+    as high as a finished one, and the policy learns to stop answering; the penalty makes finishing pay.
+    """
+    if penalty is None:
+        return scores
+    if penalty < 0:
+        raise ValueError(f"missing_eos_penalty must be >= 0, got {penalty}")
+    return scores - penalty * (~finished.to(scores.device)).to(scores.dtype)

@@ -104,3 +104,10 @@ def test_same_seed_same_run_and_held_out_callback(policy_factory, tokenizer, pro
         assert evaluation.checkpoints == [0, 2, 4]
         logs.append(result.log)
     assert logs[0] == logs[1]
+
+
+def test_rloo_missing_eos_penalty_teaches_the_policy_to_finish(policy_factory, tokenizer, prompts):
+    policy, ref = policy_factory(seed=0), policy_factory(seed=0)
+    config_ = config(RLOOConfig, 0.0, steps=12, max_new_tokens=3, missing_eos_penalty=1.0)
+    log = train_rloo(policy, ref, tokenizer, prompts, lambda p, r: torch.zeros(len(r)), config_).log
+    assert np.mean([r["unfinished"] for r in log[-3:]]) < 0.5 * np.mean([r["unfinished"] for r in log[:3]])

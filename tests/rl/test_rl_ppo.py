@@ -106,3 +106,11 @@ def test_gae_reduces_to_rewards_to_go_and_td_error():
     assert torch.allclose(returns, torch.tensor([[3.0, 2.0, 2.0, 0.0]]))  # Monte-Carlo rewards-to-go
     advantages, _ = generalized_advantages(rewards, values, gamma=1.0, gae_lambda=0.0)
     assert torch.allclose(advantages, torch.tensor([[1.5, -0.5, 1.5, 0.0]]))  # one-step TD errors
+
+
+def test_missing_eos_penalty_teaches_the_policy_to_finish(policy_factory, tokenizer, prompts):
+    """A reward that never changes, -1 for a response cut at max_new_tokens: the policy learns to stop."""
+    config = ppo_config(0.0, steps=12, max_new_tokens=3, missing_eos_penalty=1.0)
+    log = train_ppo(policy_factory(seed=0), None, tokenizer, prompts, lambda p, r: torch.zeros(len(r)), config).log
+    assert all(row["proxy_reward"] == 0.0 for row in log)  # the logged proxy is the reward function's, unpenalised
+    assert np.mean([r["unfinished"] for r in log[-3:]]) < 0.5 * np.mean([r["unfinished"] for r in log[:3]])

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from rewardkit.rl.rewards import penalize_missing_eos
 from rewardkit.rl.shaping import AdaptiveKLController, FixedKLController, shaped_rewards
 
 
@@ -29,3 +30,11 @@ def test_adaptive_controller_moves_beta_towards_the_target_with_clipped_error():
     fixed = FixedKLController(beta=0.1)
     fixed.update(current_kl=60.0, n_steps=100)
     assert fixed.beta == 0.1
+
+
+def test_missing_eos_penalty_only_on_unfinished_responses():
+    scores, finished = torch.tensor([0.5, 0.5, -1.0]), torch.tensor([True, False, False])
+    assert torch.equal(penalize_missing_eos(scores, finished, None), scores)
+    assert torch.allclose(penalize_missing_eos(scores, finished, 2.0), torch.tensor([0.5, -1.5, -3.0]))
+    with pytest.raises(ValueError, match="missing_eos_penalty"):
+        penalize_missing_eos(scores, finished, -1.0)

@@ -128,7 +128,8 @@ def test_the_prm_experiment_writes_its_report_with_intervals_over_seeds(step_pol
     assert "PRM vs ORM" in files["markdown"].read_text() and (tmp_path / "plots" / "best_of_n.png").is_file()
     ppo = results["summary"]["ppo"]
     assert set(ppo) == {"PRM min", "ORM"} and [row["step"] for row in ppo["ORM"]] == [0, 1]
-    assert (tmp_path / "plots" / "ppo.png").is_file() and "PPO reward" in files["markdown"].read_text()
+    assert (tmp_path / "plots" / "ppo.png").is_file() and "unfinished at end" in files["markdown"].read_text()
+    assert all(0.0 <= row["unfinished"]["mean"] <= 1.0 for row in ppo["PRM min"])
     assert json.loads((tmp_path / "results.json").read_text())["config"]["budget"] == 60
     assert mean_interval([1.0])["seeds"] == 1
 
