@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rewardkit.errors import RewardkitError
     from rewardkit.experiments.prm import PRMExperimentConfig, run_prm_experiment
+    from rewardkit.progress import quiet_libraries
 
     config = PRMExperimentConfig.quick() if args.quick else PRMExperimentConfig()
     if args.seeds is not None:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
                          *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
                          *([f"--budget {args.budget:g}"] if args.budget is not None else []),
                          f"--output {args.output}"])
-    results = run_prm_experiment(config, args.output, progress=args.progress, command=command)
+    with quiet_libraries():  # no "Writing model shards" bar at every RM save
+        results = run_prm_experiment(config, args.output, progress=args.progress, command=command)
     files = write_report(results, args.output)
     for line in summary_lines(results):
         print(f"- {line}")
