@@ -191,7 +191,7 @@ def _one_seed(config, world, policy, tokenizer, output, seed, pool_prompts, pool
     best_of_n = {name: [float(np.mean([expected_best_of_n(s[p], gold[p], n) for p in range(prompts_count)]))
                         for n in doubling_ns(config.samples_per_prompt)]
                  for name, s in ((name, np.nan_to_num(v, nan=-1.0).reshape(shape)) for name, v in scores.items())}
-    ppo = {name: _ppo(config, world, policy, tokenizer, models[arm], how, seed)
+    ppo = {name: ppo_against(config, world, policy, tokenizer, models[arm], how, seed)
            for name, (arm, how) in (("PRM min", SCORERS["PRM min"]), ("ORM", SCORERS["ORM"]))} \
         if config.ppo_steps else {}  # fmt: skip
     return {
@@ -217,7 +217,7 @@ def train_reward_model(config: PRMExperimentConfig, sft_dir: str | Path, data: s
     return train(train_config).model
 
 
-def _ppo(config, world, policy, tokenizer, model, aggregation: str, seed: int) -> list[dict]:
+def ppo_against(config, world, policy, tokenizer, model, aggregation: str, seed: int) -> list[dict]:
     """PPO from the SFT policy against one RM's solution score; per step: KL to the SFT policy, the RM's reward and
     the gold share of right answers of the step's rollouts."""
     import copy
