@@ -1,4 +1,4 @@
-"""PPO against a PRM's min score at a large learning rate, with and without `missing_eos_penalty`.
+r"""PPO against a PRM's min score at a large learning rate, with and without `missing_eos_penalty`.
 
     rewardkit experiment prm --quick --output docs/experiments/prm      # first: the SFT policy and the RMs
     python examples/prm_ppo_missing_eos.py --experiment docs/experiments/prm \
