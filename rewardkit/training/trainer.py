@@ -5,7 +5,12 @@ problem with its step-labelled solutions); every distinct sequence of a micro-ba
 rewards read where the objective needs them (the last token for Bradley-Terry, each labelled step for step
 classification), and the objective's loss is averaged per group, then over groups. Checkpoints are atomic
 (Accelerate's save_state, so FSDP and DeepSpeed runs resume too) and a resumed run reaches the same weights as an
-uninterrupted one.
+uninterrupted one: tested with 1 process and with 2 under DDP and under FSDP2 (on the CPU, tests/distributed);
+DeepSpeed is untested.
+
+FSDP: `accelerate launch --config_file examples/accelerate/fsdp.yaml -m rewardkit train ...`. Under FSDP2 `prepare`
+shards `model` in place, so `model` and `wrapped` are the same module: every forward, evaluation's too, gathers
+weights collectively, and `save_model` gathers the full weights on the main process.
 
 Launched as N processes (see rewardkit/distributed.py), step s covers the same groups as step s of a 1-process run
 with batch `batch_size * N`, each process holding whole groups, and the gradient is the same mean over them.

@@ -67,13 +67,18 @@ def _run(command: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_sft, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
+def write_training_data(root: Path, tiny_sft: Path) -> Path:
+    """The SFT model and the data of `_train_args` under `root`."""
     shutil.copytree(tiny_sft, root / "sft")
     write_jsonl(root / "pairs.jsonl", keyword_pairs(15))
     write_jsonl(root / "ranks.jsonl", ranking_records(4, k=4))  # K-wise groups: 6 comparisons each
     write_jsonl(root / "eval.jsonl", keyword_pairs(6, seed=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_sft, tmp_path_factory) -> Path:
+    root = write_training_data(tmp_path_factory.mktemp("runs"), tiny_sft)
     write_jsonl(root / "to-score.jsonl", [{"prompt": f"Question {i}:", "response": " yes " * i} for i in range(7)])
     write_jsonl(root / "steps.jsonl", step_records(21, solutions_per_problem=3))
 
@@ -208,14 +213,19 @@ def test_map_sharded_in_one_process_is_a_plain_call():
     assert map_sharded(lambda items: [x * 2 for x in items], [3, 1, 2]) == [6, 2, 4]
 
 
-def test_a_fsdp_config_on_the_cpu_says_it_runs_as_ddp(runs, tmp_path):
-    # examples/accelerate/fsdp.yaml with 2 CPU processes: Accelerate shards only on GPUs and runs plain DDP on the
-    # CPU. Training must say so, and still train like one process.
+def cpu_fsdp_config(directory: Path) -> Path:
+    """examples/accelerate/fsdp.yaml for 2 processes on the CPU, written into `directory`."""
     example = (Path(__file__).parents[2] / "examples" / "accelerate" / "fsdp.yaml").read_text()
     config = example.replace("num_processes: 8", "num_processes: 2").replace("use_cpu: false", "use_cpu: true")
     assert config != example
-    (tmp_path / "fsdp.yaml").write_text(config)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "fsdp.yaml")]
+    (directory / "fsdp.yaml").write_text(config)
+    return directory / "fsdp.yaml"
+
+
+def test_a_fsdp_config_on_the_cpu_says_it_runs_as_ddp(runs, tmp_path):
+    # examples/accelerate/fsdp.yaml with 2 CPU processes: Accelerate shards only on GPUs and runs plain DDP on the
+    # CPU. Training must say so, and still train like one process.
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cpu_fsdp_config(tmp_path))]
     done = subprocess.run([*launch, "-m", "rewardkit", *_train_args(runs, "rm-fsdp-cpu", 2)], env=ENV,
                           capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
     assert done.returncode == 0, done.stderr[-5000:]
