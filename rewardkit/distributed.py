@@ -136,15 +136,17 @@ def shard_step(micro_batches: list[list[int]], accumulation: int, rank: int, wor
 
 # ------------------------------------------------------------------------------------------- scoring, evaluation
 def map_sharded(function: Callable[[list[Item]], Sequence[Result]], items: Sequence[Item]) -> list[Result]:
-    """`function(items)` with each process doing every N-th item; every process returns all results in order."""
+    """`function(items)` with each process doing every N-th item; every process returns all results in order.
+
+    Under FSDP / DeepSpeed every process does every item instead: there a forward pass is a collective (weights are
+    gathered from all processes), and only identical inputs guarantee that every process runs the same number of
+    forwards, whatever batching by length or skipping `function` does inside.
+    """
     state = process_state()
     rank, world = state.process_index, state.num_processes
-    if world == 1:
+    if world == 1 or state.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         return list(function(list(items)))
-    mine = list(items[rank::world])
-    # Equal shares (padded with copies of the first item): under FSDP / ZeRO-3 a forward pass is a collective.
-    filler = list(items[:1]) * (-(-len(items) // world) - len(mine))
-    results = list(function(mine + filler))[: len(mine)]
+    results = list(function(list(items[rank::world])))
     merged: list = [None] * len(items)
     for process, share in enumerate(gather_object([results])):  # one list per process, in rank order
         merged[process::world] = share
