@@ -13,11 +13,14 @@ import dataclasses
 import logging
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import typing
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -64,14 +67,38 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
 
         transformers_logging.disable_progress_bar()
     try:
-        return args.handler(args)
+        with _sigterm_as_interrupt():
+            return args.handler(args)
     except (RewardkitError, FileNotFoundError) as error:
         print(f"{ERROR_PREFIX} {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rewardkit: interrupted (a training run continues from its last checkpoint with --resume)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"rewardkit: {'terminated' if terminated else 'interrupted'} (a training run continues from its last "
+              "checkpoint with --resume)", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a command, raised like Ctrl-C's KeyboardInterrupt so that the same cleanup runs."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    # SIGTERM's default action ends this process at once: `finally` blocks never run, and the demo's spawned worker
+    # processes were left running as orphans. Raising instead lets them be stopped (rewardkit.demo.ppo_runs).
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
 
 
 # ------------------------------------------------------------------------------------- options from dataclasses

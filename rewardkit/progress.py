@@ -75,6 +75,10 @@ class PlainBar:
     def set_postfix(self, **postfix: object) -> None:
         self.postfix = ", ".join(f"{key} {value}" for key, value in postfix.items())
 
+    def add_to_total(self, n: int) -> None:
+        """`n` more than announced (e.g. responses drawn again); the next lines count to the new total."""
+        self.total += n
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -102,6 +106,10 @@ class TerminalBar:
 
     def set_postfix(self, **postfix: object) -> None:
         self._bar.set_postfix({key: str(value) for key, value in postfix.items()}, refresh=False)
+
+    def add_to_total(self, n: int) -> None:
+        self._bar.total += n
+        self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()

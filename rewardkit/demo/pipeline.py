@@ -90,9 +90,8 @@ def run_demo(config: DemoConfig, output_dir: str | Path, seeds: Sequence[int] | 
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    pool = worker_pool(workers)
     try:
-        with quiet_libraries():
+        with quiet_libraries(), worker_pool(workers) as pool:
             for number, seed in enumerate(seeds, 1):
                 label = f"seed {seed}" + (f", {number} of {len(seeds)}" if len(seeds) > 1 else "")
                 seed_console = Console(console.enabled, console.stream, prefix=f"[{label}] ")
@@ -100,8 +99,6 @@ def run_demo(config: DemoConfig, output_dir: str | Path, seeds: Sequence[int] | 
                 timings[str(seed)] = seed_console.seconds | {"total": round(sum(seed_console.seconds.values()), 2)}
                 _print_time_left(console, timings, len(seeds) - number)
     finally:
-        if pool is not None:
-            pool.shutdown()
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
     results = combine_seeds(runs, config)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import json
 import multiprocessing
+from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,12 +122,32 @@ def _start_worker() -> None:
     use_plain_lines()  # several processes share one terminal
 
 
-def worker_pool(workers: int) -> Executor | None:
-    """`workers` processes for `run_ppo_jobs` (None for 1: run in this process); use it as a context manager."""
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """`with worker_pool(workers) as pool`: `workers` processes for `run_ppo_jobs` (None for 1: run in this
+    process). Leaving the block normally waits for the jobs; an error or an interruption (Ctrl-C, or SIGTERM,
+    which the CLI raises as one) ends the worker processes at once instead of leaving them running."""
     if workers <= 1:
-        return None
+        yield None
+        return
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked torch or thread state
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker)
+    try:
+        yield pool
+    except BaseException:
+        _end_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    # shutdown() alone would wait for the running jobs (minutes of PPO each), and the workers ignore a dead parent
+    processes = list((pool._processes or {}).values())  # private, but Python 3.11 has no terminate_workers()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def run_ppo_jobs(jobs: list[PPOJob], seed_dir: Path, config: DemoConfig, eval_prompts: list[str],

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rewardkit.data.collate import collate_groups
@@ -23,6 +22,7 @@ from rewardkit.dpo.logprobs import batched_sequence_logprobs, sequence_logprobs
 from rewardkit.dpo.loss import dpo_loss
 from rewardkit.errors import RewardkitError
 from rewardkit.lm import pad_token_id
+from rewardkit.progress import progress_bar
 from rewardkit.training.optim import build_optimizer
 from rewardkit.training.sampler import GroupBatchSchedule
 
@@ -80,8 +80,9 @@ def train_dpo(
     device = policy.device
     policy.eval()  # no dropout: the log-probs are those of the policy that is sampled from
     log: list[dict[str, float]] = []
-    progress = tqdm(range(total_steps), desc="dpo", disable=not config.progress)
-    for step in progress:
+    progress = progress_bar(total_steps, f"DPO β={config.beta:g}, {len(encoded):,} preference groups",
+                            config.progress)
+    for step in range(total_steps):
         groups = [encoded.groups[i] for i in schedule.micro_batches(step)[0]]
         batch = {key: value.to(device) for key, value in collate_groups(groups, pad).items()}
         # the distinct sequences in collate_groups' row order (first occurrence of each input_ids)
@@ -109,7 +110,8 @@ def train_dpo(
             "lr": scheduler.get_last_lr()[0],
         }
         log.append(row)
-        progress.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
+        progress.update(1, loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
         if callback is not None and callback(row, policy):
             break
+    progress.close()
     return DPOResult(policy, log)

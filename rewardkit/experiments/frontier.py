@@ -100,22 +100,17 @@ def run_frontier(config: FrontierConfig, output_dir: str | Path, console: Consol
     `resume`: a seed whose seed-N/results.json an earlier run with the same config finished is read, not rerun."""
     console = console or Console()
     runs, timings = [], {}
-    with experiment_run(config.seeds, output_dir) as output_dir:
-        pool = worker_pool(config.workers)
-        try:
-            for seed, seed_console in seed_consoles(config.seeds, console):
-                finished = finished_seed(output_dir / f"seed-{seed}", config.to_dict()) if resume else None
-                if finished is not None:
-                    seed_console.print("finished by an earlier run: its results are reused")
-                    run, seconds = finished
-                else:
-                    run, seconds = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console, pool)
-                runs.append(run)
-                if seconds is not None:
-                    timings[str(seed)] = seconds
-        finally:
-            if pool is not None:
-                pool.shutdown()
+    with experiment_run(config.seeds, output_dir) as output_dir, worker_pool(config.workers) as pool:
+        for seed, seed_console in seed_consoles(config.seeds, console):
+            finished = finished_seed(output_dir / f"seed-{seed}", config.to_dict()) if resume else None
+            if finished is not None:
+                seed_console.print("finished by an earlier run: its results are reused")
+                run, seconds = finished
+            else:
+                run, seconds = run_seed(config, seed, output_dir / f"seed-{seed}", seed_console, pool)
+            runs.append(run)
+            if seconds is not None:
+                timings[str(seed)] = seconds
     results = combine(runs, config)
     write_results(output_dir, results, timings, workers=config.workers)
     return results

@@ -102,9 +102,9 @@ def generate_items(config: GenerateConfig, prompts: list[Prompt], progress: bool
     """K distinct, non-empty sampled responses per prompt; a prompt that still has fewer than 2 after the redraws
     is left out (and counted in the log)."""
     import torch
-    from tqdm.auto import tqdm
 
     from rewardkit.lm import sample_responses
+    from rewardkit.progress import progress_bar
 
     config.validate()
     model, tokenizer = load_policy(config.policy, config.device)
@@ -124,13 +124,14 @@ def generate_items(config: GenerateConfig, prompts: list[Prompt], progress: bool
             bar.update(len(rows))
 
     wanted = [row for row in range(len(prompts)) for _ in range(config.k)]
-    with tqdm(total=len(wanted), desc="sampling responses", disable=not progress) as bar:
+    description = f"sampling {config.k} responses for each of {len(prompts):,} prompts from {Path(config.policy).name}"
+    with progress_bar(len(wanted), description, progress, unit="responses") as bar:
         draw(wanted, bar)
         for _ in range(config.redraws):
             wanted = [row for row in range(len(prompts)) for _ in range(config.k - len(answers[row]))]
             if not wanted:
                 break
-            bar.total += len(wanted)
+            bar.add_to_total(len(wanted))
             draw(wanted, bar)
     items, dropped = [], 0
     for prompt, responses in zip(prompts, answers, strict=True):

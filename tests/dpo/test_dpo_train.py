@@ -1,8 +1,11 @@
-"""A short DPO run on a tiny Llama learns a learnable preference; the reference stays frozen."""
+"""A short DPO run on a tiny Llama learns a learnable preference; the reference stays frozen; its progress is
+plain lines when stderr is not a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -22,12 +25,13 @@ def run(tiny_sft, tmp_path_factory):
     policy = copy.deepcopy(ref)
     before = DPOScorer(policy, tokenizer, ref=ref, beta=0.5).evaluate(held_out).accuracy
     ref_state = copy.deepcopy(ref.state_dict())
-    calls = []
-    result = train_dpo(policy, ref, tokenizer, train,
-                       DPOConfig(beta=0.5, max_steps=20, batch_size=8, learning_rate=3e-3, progress=False),
-                       callback=lambda row, model: calls.append(row["step"]))
+    calls, stderr = [], io.StringIO()  # not a terminal
+    with contextlib.redirect_stderr(stderr):
+        result = train_dpo(policy, ref, tokenizer, train,
+                           DPOConfig(beta=0.5, max_steps=20, batch_size=8, learning_rate=3e-3, progress=True),
+                           callback=lambda row, model: calls.append(row["step"]))
     after = DPOScorer(result.policy, tokenizer, ref=ref, beta=0.5).evaluate(held_out).accuracy
-    return before, after, result, ref, ref_state, calls
+    return before, after, result, ref, ref_state, calls, stderr.getvalue()
 
 
 def test_dpo_raises_implicit_reward_accuracy_on_held_out_pairs(run):
@@ -41,6 +45,15 @@ def test_dpo_raises_implicit_reward_accuracy_on_held_out_pairs(run):
 
 
 def test_reference_is_frozen_and_callback_sees_every_step(run):
-    *_, result, ref, ref_state, calls = run
+    _, _, result, ref, ref_state, calls, _ = run
     assert all(p.equal(ref_state[name]) for name, p in ref.state_dict().items())
     assert calls == list(range(20)) and len(result.log) == 20
+
+
+def test_progress_is_plain_lines_named_by_the_run_when_stderr_is_not_a_terminal(run):
+    progress = run[-1]
+    assert "\r" not in progress
+    lines = [line for line in progress.splitlines() if line.startswith("DPO")]
+    assert lines[0] == "DPO β=0.5, 48 preference groups: 20 steps"
+    assert lines[-1].startswith("DPO β=0.5, 48 preference groups: 20/20 steps in ")
+    assert len(lines) <= 5  # start, quarters, end: not a line per step

@@ -237,13 +237,21 @@ def test_encoder_training_without_padding_reaches_the_padded_runs_weights(tmp_pa
     monkeypatch.setattr(reward_model_module, "PACK_ABOVE_PADDING", float("inf"))
     train(_config(encoder, data, tmp_path / "padded", **common))
     packed, padded = (load_file(tmp_path / run / "model.safetensors") for run in ("packed", "padded"))
-    # Two biases have a true gradient of 0, which Adam turns into steps of size lr from rounding noise alone: a key
-    # bias adds the same amount to all of a query's scores (softmax ignores it), and the head's bias shifts both
-    # rewards of a comparison (the loss sees only their difference). Every other weight must match.
-    compared = [name for name in padded if not name.endswith(("key.bias", "classifier.bias"))]
+    initial = {f"bert.{name}": weight for name, weight in load_file(encoder / "model.safetensors").items()}
+    # The two paths add the same numbers in another order, and Adam divides each weight's gradient by its own running
+    # scale, so wherever a gradient is near 0 rounding noise becomes a step of up to lr: a single weight can end up
+    # 8e-5 apart while the rest agree to 1e-7 (1 of 28 measured runs broke the former elementwise atol of 1e-5; which
+    # weights are hit varies from process to process, even for one seed). So each tensor's difference is measured
+    # against how far training moved it. Measured over 28 runs (one thread): at most 1.4e-3 of the movement, all
+    # other runs under 2e-4; the bound leaves 10x, while packing that let a token see another sequence should move
+    # weights differently by a large part of their movement. A key bias has a true gradient of 0 (it adds the same to
+    # all of a query's scores), so its whole movement is such noise; so is the head's bias (it shifts both rewards of
+    # a comparison), which is new like the head's weight (not in `initial`). Every other encoder tensor is compared.
+    compared = [name for name in padded if name in initial and not name.endswith("key.bias")]
     assert len(compared) > 20
     for name in compared:
-        torch.testing.assert_close(packed[name], padded[name], atol=1e-5, rtol=1e-4, msg=name)
+        apart, moved = (packed[name] - padded[name]).norm(), (padded[name] - initial[name]).norm()
+        assert apart <= 1.5e-2 * moved, f"{name}: {apart:.2e} apart after moving {moved:.2e}"
 
 
 def test_dropout_is_off_while_training_unless_asked_for(tmp_path):
