@@ -75,8 +75,10 @@ class PRMExperimentConfig:
     samples_per_prompt: int = 16  # best-of-n up to this n
     ppo_steps: int = 40  # PPO against each RM (0: skip), gold tracked against KL
     ppo_batch_size: int = 32
-    # 3e-4 (the demo's quick value) broke the policy within 2 steps (KL 8, gold 0.09, unfinished solutions that the
-    # PRM's min scores high); at 3e-5 gold first rises, then falls as KL grows (the over-optimization to watch).
+    # 3e-4 (the demo's quick value) broke the policy at once (gold 0.62 -> 0.19 after one step, ~0.05 after 20), and
+    # without the missing-EOS penalty 47% of its solutions went unfinished by step 20, which the PRM's min scored high
+    # (examples/prm_ppo_missing_eos.py); at 3e-5 gold first rises, then falls as KL grows (the over-optimization to
+    # watch).
     ppo_learning_rate: float = 3e-5
     ppo_beta: float = 0.0  # no KL penalty: over-optimization shows soonest
     # Both RM scores are probabilities in [0, 1]; a solution cut at max_new_tokens gets score - 1 <= 0, below every

@@ -28,11 +28,11 @@ raise SystemExit(run(parser, []))
 """
 
 
+# SIGTERM only: Ctrl-C (SIGINT to the whole process group) ends in the same `except BaseException` of worker_pool,
+# and each case costs the suite ~10 s of interpreter and torch start-up in three processes.
 @pytest.mark.parametrize(("stop", "status", "message"), [
     (lambda command: command.send_signal(signal.SIGTERM), 128 + signal.SIGTERM, "rewardkit: terminated"),
-    # Ctrl-C: the terminal signals the whole process group, the workers too
-    (lambda command: os.killpg(command.pid, signal.SIGINT), 130, "rewardkit: interrupted"),
-], ids=["SIGTERM", "Ctrl-C"])
+], ids=["SIGTERM"])
 def test_a_stopped_command_leaves_no_worker_process_running(stop, status, message):
     command = subprocess.Popen([sys.executable, "-c", WAIT_ON_WORKERS], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
