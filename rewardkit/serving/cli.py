@@ -105,10 +105,10 @@ def build_app(model_dir: str, config: ServerConfig, device: str, threads: int | 
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    config = server_config(args)  # first: a mistake is reported in a second, not after torch and transformers load
     from rewardkit.serving.asgi import AppFactory, is_loopback, run_server
     from rewardkit.serving.server import describe
 
-    config = server_config(args)
     if not is_loopback(config.host) and config.api_key is None:
         logger.warning("warning: listening on %s without --api-key-file: anyone who can reach this port can use "
                        "the model", config.host)
