@@ -73,10 +73,14 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         print(f"{ERROR_PREFIX} {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, Terminated)
-        print(f"rewardkit: {'terminated' if terminated else 'interrupted'} (a training run continues from its last "
-              "checkpoint with --resume)", file=sys.stderr)
-        return 128 + signal.SIGTERM if terminated else 130
+        return report_interrupt(interrupt, "a training run continues from its last checkpoint with --resume")
+
+
+def report_interrupt(interrupt: KeyboardInterrupt, hint: str) -> int:
+    """One line on stderr for Ctrl-C or SIGTERM (`Terminated`), with a hint; the exit status a shell expects."""
+    terminated = isinstance(interrupt, Terminated)
+    print(f"rewardkit: {'terminated' if terminated else 'interrupted'} ({hint})", file=sys.stderr)
+    return 128 + signal.SIGTERM if terminated else 130
 
 
 class Terminated(KeyboardInterrupt):

@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from rewardkit.cli_options import ArgumentParser, add_config_options, bounded, run
+from rewardkit.cli_options import ArgumentParser, add_config_options, bounded, report_interrupt, run
 from rewardkit.data.options import DataOptions
 from rewardkit.errors import RewardkitError
 from rewardkit.serving.config import ServerConfig
@@ -118,8 +118,8 @@ def run_serve(args: argparse.Namespace) -> int:
     factory = AppFactory(build_app, (args.model, config, args.device, threads, args.max_length))
     try:
         run_server(factory, config, lambda url: logger.info("serving on %s (%s)", url, describe(config)))
-    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed (e.g. while loading)
-        return 130
+    except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM before the server's own handlers (while loading)
+        return report_interrupt(interrupt, "stopped before serving")
     return 0
 
 

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from rewardkit.cli_options import Terminated
 from rewardkit.client import RewardClient
-from rewardkit.serving.cli import add_serve_parser, run_serve
+from rewardkit.serving.cli import add_serve_parser, main, run_serve
 from tests.serving.helpers import PROMPTS, RESPONSES, Served, call, expected, metric
 
 SERVE = [sys.executable, "-m", "rewardkit", "serve"]
@@ -133,3 +134,14 @@ def test_workers_each_serve_with_their_own_model_and_share_metrics(rm_dir, model
     finally:
         served.kill()
     assert sum("server stopped" in line for line in served.seen) == 2
+
+
+@pytest.mark.parametrize(("stop", "status", "line"), [(KeyboardInterrupt, 130, "rewardkit: interrupted"),
+                                                      (Terminated, 143, "rewardkit: terminated")])
+def test_stopped_while_loading_is_one_line_and_a_shell_exit_status(tmp_path, monkeypatch, capsys, stop, status, line):
+    def run_server(*args, **kwargs):  # Ctrl-C or SIGTERM while the model loads, before uvicorn's handlers exist
+        raise stop
+
+    monkeypatch.setattr("rewardkit.serving.asgi.run_server", run_server)
+    assert main(["--model", str(tmp_path)]) == status
+    assert capsys.readouterr().err.strip() == f"{line} (stopped before serving)"
