@@ -62,6 +62,9 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     if "argv" in vars(args):
         args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.INFO, format="rewardkit: %(message)s", stream=sys.stderr)
+    # Accelerate's INFO lines ("[RANK 0] Saving current state to ...", five per checkpoint) are for its developers,
+    # and under this format they would read as rewardkit's own.
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
     if False in (vars(args).get("progress"), vars(args).get("progress_bar")):  # --no-progress: transformers' too
         from transformers.utils import logging as transformers_logging
 

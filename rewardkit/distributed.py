@@ -70,7 +70,21 @@ def relaunch(num_processes: int, argv: Sequence[str]) -> int:
         "--dynamo_backend", "no",
         "-m", "rewardkit", *argv,
     ]  # fmt: skip
-    return subprocess.run(command, check=False).returncode
+    with subprocess.Popen(command) as launcher:
+        try:
+            return launcher.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM raised as one by the CLI
+            # SIGTERM lets the launcher stop its worker processes first; SIGKILL (what subprocess.run sends) cannot
+            # be passed on, and the workers would go on training with nobody waiting for them.
+            launcher.terminate()
+            try:
+                launcher.wait(timeout=LAUNCHER_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+            raise
+
+
+LAUNCHER_GRACE_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------------------------------------------ training

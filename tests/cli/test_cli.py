@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rewardkit.cli_options import ArgumentParser, run
 from tests.conftest import assert_one_line_error, keyword_pairs, ranking_records, run_rewardkit, write_jsonl
 
 
@@ -314,3 +315,11 @@ def test_help_and_version_answer_without_torch_or_transformers():
     assert imported == []
     assert {"serve", "label serve", "label generate", "label prioritize", "ensemble eval", "dpo score"} <= {
         " ".join(path) for path in paths}
+
+
+def test_accelerates_info_lines_stay_out_of_a_commands_output():
+    parser = ArgumentParser()
+    parser.set_defaults(handler=lambda args: 0)
+    assert run(parser, []) == 0
+    # its checkpoint lines ("[RANK 0] Saving current state to ...") would otherwise print as "rewardkit: ..."
+    assert logging.getLogger("accelerate.checkpointing").getEffectiveLevel() == logging.WARNING

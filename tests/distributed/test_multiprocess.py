@@ -21,6 +21,7 @@ import torch
 import torch.distributed
 from safetensors.torch import load_file
 
+from rewardkit import distributed
 from rewardkit.cli import main
 from rewardkit.distributed import map_sharded, shard_step
 from tests.conftest import keyword_pairs, ranking_records, step_records, write_jsonl
@@ -232,3 +233,39 @@ def test_a_fsdp_config_on_the_cpu_says_it_runs_as_ddp(runs, tmp_path):
     assert done.stderr.count("FSDP was requested, but Accelerate runs MULTI_CPU here") == 1  # rank 0 only
     one, two = load_file(runs / "rm-1proc" / "model.safetensors"), load_file(runs / "rm-fsdp-cpu" / "model.safetensors")
     assert _max_difference(one, two) < 1e-4
+
+
+def test_an_interrupted_relaunch_lets_the_launcher_stop_its_workers(monkeypatch):
+    """Ctrl-C or SIGTERM in `train --num-processes`: the launcher gets SIGTERM (which it passes on to its workers)
+    and time to use it, and is killed only if it does not exit; the interrupt goes on to the CLI."""
+    calls = []
+
+    class Launcher:
+        def __init__(self, command):
+            calls.append(("start", command[command.index("-m", 3) + 1:]))
+            self.waits = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def wait(self, timeout=None):
+            self.waits += 1
+            calls.append(("wait", timeout))
+            if self.waits == 1:
+                raise KeyboardInterrupt  # while training
+            raise subprocess.TimeoutExpired("accelerate", timeout)  # a launcher that does not exit
+
+        def terminate(self):
+            calls.append(("terminate",))
+
+        def kill(self):
+            calls.append(("kill",))
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", Launcher)
+    with pytest.raises(KeyboardInterrupt):
+        distributed.relaunch(2, ["train", "--model", "m"])
+    assert calls == [("start", ["rewardkit", "train", "--model", "m"]), ("wait", None), ("terminate",),
+                     ("wait", distributed.LAUNCHER_GRACE_SECONDS), ("kill",)]
