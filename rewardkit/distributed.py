@@ -55,6 +55,9 @@ def launched() -> bool:
     return "WORLD_SIZE" in os.environ
 
 
+LAUNCHER_GRACE_SECONDS = 30.0  # for Accelerate's launcher to stop its workers after Ctrl-C / SIGTERM
+
+
 def relaunch(num_processes: int, argv: Sequence[str]) -> int:
     """Run `rewardkit <argv>` as `num_processes` DDP processes on this machine through Accelerate's launcher.
 
@@ -83,8 +86,6 @@ def relaunch(num_processes: int, argv: Sequence[str]) -> int:
                 launcher.kill()
             raise
 
-
-LAUNCHER_GRACE_SECONDS = 30.0
 
 
 # ------------------------------------------------------------------------------------------------------ training

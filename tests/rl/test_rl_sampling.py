@@ -49,10 +49,11 @@ def test_stops_at_eos_with_right_padded_responses(policy, tokenizer, prompts):
     assert lengths.min() < 10 and lengths.max() > 1  # some stopped early, some did not
     check_layout(samples, tokenizer, tokenizer.pad_token_id)
     assert "<eos>" not in " ".join(samples.texts)
-    for short in (samples, sample_responses(policy, tokenizer, prompts * 4, max_new_tokens=2, seed=0)):
-        last = short.response_ids.gather(1, (short.response_lengths - 1)[:, None]).squeeze(1)
-        assert torch.equal(short.finished, last == tokenizer.eos_token_id)  # ended with EOS, not cut at the limit
-    assert samples.finished.all() and not short.finished.all()  # 10 tokens: all stopped; 2: some were cut
+    cut_short = sample_responses(policy, tokenizer, prompts * 4, max_new_tokens=2, seed=0)
+    for drawn in (samples, cut_short):
+        last = drawn.response_ids.gather(1, (drawn.response_lengths - 1)[:, None]).squeeze(1)
+        assert torch.equal(drawn.finished, last == tokenizer.eos_token_id)  # ended with EOS, not cut at the limit
+    assert samples.finished.all() and not cut_short.finished.all()  # 10 tokens: all stopped; 2: some were cut
 
 
 def test_pad_equal_to_eos_is_handled(policy, tokenizer, prompts):
